@@ -1,0 +1,54 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "SelfStorageSpool",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Spool", targets: ["Spool"]),
+        .executable(name: "spoolctl", targets: ["spoolctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // zlib from the system (`zlib1g-dev`): a module map that links `z`.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "Spool",
+            dependencies: [
+                "CZlib",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "Intake", dependencies: ["Spool"]),
+        .target(name: "Allocator", dependencies: ["Spool", "Intake"]),
+        .target(name: "Notifier", dependencies: ["Spool", "Intake"]),
+        .executableTarget(
+            name: "spoolctl",
+            dependencies: [
+                "Spool", "Intake", "Allocator", "Notifier",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // A small driver the crash and concurrency tests (and the benchmarks) run as a
+        // separate process: enqueue in a loop, consume a queue, append to the journal.
+        .executableTarget(
+            name: "spool-exerciser",
+            dependencies: ["Spool"],
+            path: "Tests/Exerciser"
+        ),
+        .testTarget(
+            name: "SpoolTests",
+            dependencies: ["Spool", "spool-exerciser"]
+        ),
+    ]
+)

@@ -1,0 +1,5 @@
+import Spool
+import Intake
+
+/// The queue the allocator consumes.
+public let allocatorInputQueue: QueueName = .allocation

@@ -1,0 +1,5 @@
+import Spool
+import Intake
+
+/// The queue the notifier consumes.
+public let notifierInputQueue: QueueName = .notifications

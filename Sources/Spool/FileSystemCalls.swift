@@ -1,0 +1,202 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+
+/// The one seam through which every file-system call of the spool goes.
+///
+/// Production code uses ``live``. A test replaces single calls, for example with
+/// ``failing(_:occurrence:errno:)``, to make the n-th `rename` fail with `EIO` or the first
+/// `write` fail with `ENOSPC`; `LD_PRELOAD` injectors cannot see `openat`/`renameat`, this can.
+/// Every closure either succeeds or throws ``SystemCallError``; none of them retries.
+public struct FileSystemCalls: Sendable {
+    /// `openat(2)`; returns the new descriptor.
+    public var open: @Sendable (_ directory: Int32, _ name: String, _ flags: Int32, _ mode: mode_t) throws(SystemCallError) -> Int32
+    /// `close(2)`.
+    public var close: @Sendable (_ descriptor: Int32) throws(SystemCallError) -> Void
+    /// `read(2)`: at most `buffer.count` bytes; 0 at end of file.
+    public var read: @Sendable (_ descriptor: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int
+    /// `write(2)`: may write fewer bytes than given.
+    public var write: @Sendable (_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemCallError) -> Int
+    /// `fsync(2)` of a file or a directory.
+    public var fsync: @Sendable (_ descriptor: Int32) throws(SystemCallError) -> Void
+    /// `renameat(2)`: atomic; replaces an existing target.
+    public var rename: @Sendable (_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String) throws(SystemCallError) -> Void
+    /// `unlinkat(2)`; `AT_REMOVEDIR` in `flags` removes an empty directory.
+    public var unlink: @Sendable (_ directory: Int32, _ name: String, _ flags: Int32) throws(SystemCallError) -> Void
+    /// `mkdirat(2)`.
+    public var makeDirectory: @Sendable (_ directory: Int32, _ name: String, _ mode: mode_t) throws(SystemCallError) -> Void
+    /// `fstat(2)`.
+    public var status: @Sendable (_ descriptor: Int32) throws(SystemCallError) -> stat
+    /// `fstatat(2)` of `name` in a directory, not following a symlink.
+    public var statusAt: @Sendable (_ directory: Int32, _ name: String) throws(SystemCallError) -> stat
+    /// The names in a directory, without `.` and `..` (`fdopendir(3)` on a duplicate).
+    public var list: @Sendable (_ directory: Int32) throws(SystemCallError) -> [String]
+    /// `ftruncate(2)`.
+    public var truncate: @Sendable (_ descriptor: Int32, _ length: Int64) throws(SystemCallError) -> Void
+    /// `flock(2)`.
+    public var lock: @Sendable (_ descriptor: Int32, _ operation: Int32) throws(SystemCallError) -> Void
+
+    /// The real system calls.
+    public static let live = FileSystemCalls(
+        open: { dir, name, flags, mode throws(SystemCallError) in
+            try retryingEINTR(.open) { openat(dir, name, flags | O_CLOEXEC, mode) }
+        },
+        close: { fd throws(SystemCallError) in
+            // close(2) must not be retried on EINTR on Linux: the descriptor is gone.
+            if Glibc.close(fd) != 0, errno != EINTR { throw SystemCallError(call: .close, errno: errno) }
+        },
+        read: { fd, buffer throws(SystemCallError) in
+            try retryingEINTR(.read) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        },
+        write: { fd, bytes throws(SystemCallError) in
+            try retryingEINTR(.write) { Glibc.write(fd, bytes.baseAddress, bytes.count) }
+        },
+        fsync: { fd throws(SystemCallError) in
+            _ = try retryingEINTR(.fsync) { Glibc.fsync(fd) }
+        },
+        rename: { fromDir, from, toDir, to throws(SystemCallError) in
+            _ = try retryingEINTR(.rename) { renameat(fromDir, from, toDir, to) }
+        },
+        unlink: { dir, name, flags throws(SystemCallError) in
+            _ = try retryingEINTR(.unlink) { unlinkat(dir, name, flags) }
+        },
+        makeDirectory: { dir, name, mode throws(SystemCallError) in
+            _ = try retryingEINTR(.makeDirectory) { mkdirat(dir, name, mode) }
+        },
+        status: { fd throws(SystemCallError) in
+            var info = stat()
+            _ = try retryingEINTR(.status) { fstat(fd, &info) }
+            return info
+        },
+        statusAt: { dir, name throws(SystemCallError) in
+            var info = stat()
+            _ = try retryingEINTR(.status) { fstatat(dir, name, &info, AT_SYMLINK_NOFOLLOW) }
+            return info
+        },
+        list: { fd throws(SystemCallError) in
+            let copy = dup(fd)
+            guard copy >= 0 else { throw SystemCallError(call: .list, errno: errno) }
+            guard let stream = fdopendir(copy) else {
+                let code = errno
+                _ = Glibc.close(copy)
+                throw SystemCallError(call: .list, errno: code)
+            }
+            defer { closedir(stream) }
+            rewinddir(stream)
+            var names: [String] = []
+            errno = 0
+            while let entry = readdir(stream) {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            if errno != 0 { throw SystemCallError(call: .list, errno: errno) }
+            return names
+        },
+        truncate: { fd, length throws(SystemCallError) in
+            _ = try retryingEINTR(.truncate) { ftruncate(fd, off_t(length)) }
+        },
+        lock: { fd, operation throws(SystemCallError) in
+            _ = try retryingEINTR(.lock) { flock(fd, operation) }
+        }
+    )
+}
+
+/// Which call of ``FileSystemCalls`` failed; used in errors and to aim injected faults.
+public enum SystemCall: String, Sendable, CaseIterable {
+    case open, close, read, write, fsync, rename, unlink, makeDirectory, status, list, truncate, lock
+}
+
+/// A failed system call: which one and its `errno`.
+public struct SystemCallError: Error, Sendable, Equatable {
+    /// The call that failed.
+    public var call: SystemCall
+    /// The `errno` it set.
+    public var errno: Int32
+
+    /// Creates the error for `call` failing with `errno`.
+    public init(call: SystemCall, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+}
+
+private func retryingEINTR<T: BinaryInteger>(_ call: SystemCall, _ body: () -> T) throws(SystemCallError) -> T {
+    while true {
+        let result = body()
+        if result >= 0 { return result }
+        if errno != EINTR { throw SystemCallError(call: call, errno: errno) }
+    }
+}
+
+extension FileSystemCalls {
+    /// These calls, except that the `occurrence`-th call (counting from 1) of `call` fails with
+    /// `errno` instead of running, once. For fault-injection tests.
+    public func failing(_ call: SystemCall, occurrence: Int, errno code: Int32) -> FileSystemCalls {
+        let counter = Mutex(0)
+        let trip: @Sendable () throws(SystemCallError) -> Void = { () throws(SystemCallError) in
+            let n = counter.withLock { count in
+                count += 1
+                return count
+            }
+            if n == occurrence { throw SystemCallError(call: call, errno: code) }
+        }
+        var calls = self
+        switch call {
+        case .open: calls.open = { a, b, c, d throws(SystemCallError) in try trip(); return try self.open(a, b, c, d) }
+        case .close: calls.close = { a throws(SystemCallError) in try trip(); try self.close(a) }
+        case .read: calls.read = { a, b throws(SystemCallError) in try trip(); return try self.read(a, b) }
+        case .write: calls.write = { a, b throws(SystemCallError) in try trip(); return try self.write(a, b) }
+        case .fsync: calls.fsync = { a throws(SystemCallError) in try trip(); try self.fsync(a) }
+        case .rename: calls.rename = { a, b, c, d throws(SystemCallError) in try trip(); try self.rename(a, b, c, d) }
+        case .unlink: calls.unlink = { a, b, c throws(SystemCallError) in try trip(); try self.unlink(a, b, c) }
+        case .makeDirectory: calls.makeDirectory = { a, b, c throws(SystemCallError) in try trip(); try self.makeDirectory(a, b, c) }
+        case .status:
+            calls.status = { a throws(SystemCallError) in try trip(); return try self.status(a) }
+            calls.statusAt = { a, b throws(SystemCallError) in try trip(); return try self.statusAt(a, b) }
+        case .list: calls.list = { a throws(SystemCallError) in try trip(); return try self.list(a) }
+        case .truncate: calls.truncate = { a, b throws(SystemCallError) in try trip(); try self.truncate(a, b) }
+        case .lock: calls.lock = { a, b throws(SystemCallError) in try trip(); try self.lock(a, b) }
+        }
+        return calls
+    }
+
+    /// These calls, counting in `counter` how often each one runs (for tests that aim a fault at
+    /// every call of an operation in turn).
+    public func counting(_ counter: SystemCallCounter) -> FileSystemCalls {
+        var calls = self
+        let bump: @Sendable (SystemCall) -> Void = { call in counter.counts.withLock { $0[call, default: 0] += 1 } }
+        calls.open = { a, b, c, d throws(SystemCallError) in bump(.open); return try self.open(a, b, c, d) }
+        calls.close = { a throws(SystemCallError) in bump(.close); try self.close(a) }
+        calls.read = { a, b throws(SystemCallError) in bump(.read); return try self.read(a, b) }
+        calls.write = { a, b throws(SystemCallError) in bump(.write); return try self.write(a, b) }
+        calls.fsync = { a throws(SystemCallError) in bump(.fsync); try self.fsync(a) }
+        calls.rename = { a, b, c, d throws(SystemCallError) in bump(.rename); try self.rename(a, b, c, d) }
+        calls.unlink = { a, b, c throws(SystemCallError) in bump(.unlink); try self.unlink(a, b, c) }
+        calls.makeDirectory = { a, b, c throws(SystemCallError) in bump(.makeDirectory); try self.makeDirectory(a, b, c) }
+        calls.status = { a throws(SystemCallError) in bump(.status); return try self.status(a) }
+        calls.statusAt = { a, b throws(SystemCallError) in bump(.status); return try self.statusAt(a, b) }
+        calls.list = { a throws(SystemCallError) in bump(.list); return try self.list(a) }
+        calls.truncate = { a, b throws(SystemCallError) in bump(.truncate); try self.truncate(a, b) }
+        calls.lock = { a, b throws(SystemCallError) in bump(.lock); try self.lock(a, b) }
+        return calls
+    }
+}
+
+/// Counts of calls made through ``FileSystemCalls/counting(_:)``.
+public final class SystemCallCounter: Sendable {
+    let counts = Mutex<[SystemCall: Int]>([:])
+
+    /// A counter at zero.
+    public init() {}
+
+    /// How many times each call ran so far.
+    public var snapshot: [SystemCall: Int] { counts.withLock { $0 } }
+
+    /// Sets every count back to zero.
+    public func reset() { counts.withLock { $0 = [:] } }
+}

@@ -1,0 +1,281 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Synchronization
+
+/// Where a record is in the journal: its segment and the byte offset of its frame in the
+/// segment's uncompressed bytes. Positions order records; `.start` precedes them all.
+public struct JournalPosition: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    /// The segment's sequence number.
+    public var segment: UInt64
+    /// Byte offset within the segment's uncompressed bytes.
+    public var offset: Int
+
+    /// A position.
+    public init(segment: UInt64, offset: Int) {
+        self.segment = segment
+        self.offset = offset
+    }
+
+    /// Before the first record.
+    public static let start = JournalPosition(segment: 0, offset: 0)
+
+    public static func < (lhs: JournalPosition, rhs: JournalPosition) -> Bool {
+        (lhs.segment, lhs.offset) < (rhs.segment, rhs.offset)
+    }
+
+    public var description: String { "\(segment):\(offset)" }
+}
+
+/// The compressed, append-only event log in `journal/` of a spool.
+///
+/// Records are opaque byte strings, framed with their length and CRC-32. Appends from any number
+/// of threads and processes are serialized by an `flock(2)` on `journal/lock`, so records never
+/// interleave. Each append checks that its segment is still the current one, rotates when the
+/// segment reached ``Configuration/maxSegmentBytes`` or ``Configuration/maxSegmentAge``
+/// (sealing the old one: compressed with zlib into `<seq>.log.z`), and repairs a torn tail left
+/// by a crashed writer by cutting the segment back to its last whole record.
+public final class Journal: Sendable {
+    /// When an append returns.
+    public enum Durability: Sendable {
+        /// After `fsync`: the records survive a crash.
+        case durable
+        /// After `write`: visible to readers, durable at the next ``Journal/sync()`` or durable
+        /// append (group commit: one `fsync` for many records).
+        case buffered
+    }
+
+    /// Rotation thresholds.
+    public struct Configuration: Sendable {
+        /// A segment is sealed once it holds this many bytes.
+        public var maxSegmentBytes = 4 << 20
+        /// …or once it is this old (checked at the next append).
+        public var maxSegmentAge: Duration = .seconds(3600)
+        /// A configuration with the defaults.
+        public init() {}
+    }
+
+    let directory: Directory
+    let spool: Spool
+    let configuration: Configuration
+    private let lockDescriptor: Int32
+    private let state = Mutex(AppendState())
+
+    struct AppendState {
+        var descriptor: Int32 = -1
+        var sequence: UInt64 = 0
+        var createdAt: Int64 = 0
+        var needsRepair = false
+    }
+
+    /// Opens (creating if needed) the journal of `spool`.
+    public init(spool: Spool, configuration: Configuration = Configuration()) throws(SpoolError) {
+        self.spool = spool
+        self.configuration = configuration
+        directory = try spool.root.subdirectory("journal", create: true)
+        do {
+            lockDescriptor = try spool.configuration.calls.open(directory.descriptor, "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0o660)
+        } catch let error where error.errno == ELOOP {
+            throw .unsafePath("journal/lock")
+        } catch {
+            throw .system(operation: "open", path: "journal/lock", error)
+        }
+    }
+
+    deinit {
+        let calls = spool.configuration.calls
+        state.withLock { if $0.descriptor >= 0 { try? calls.close($0.descriptor) } }
+        try? calls.close(lockDescriptor)
+    }
+
+    var calls: FileSystemCalls { spool.configuration.calls }
+
+    /// Appends `payloads` as consecutive records in one write and returns the position of the
+    /// first. With `.durable` the records are `fsync`ed before this returns. On failure no part of
+    /// the records stays in the journal (the segment is cut back), so the append can be retried.
+    ///
+    /// - Throws: ``SpoolError/tooLarge(size:limit:)`` for a record over 16 MiB;
+    ///   ``SpoolError/system(operation:path:_:)`` for I/O failures (`ENOSPC`, `EIO`).
+    @discardableResult
+    public func append(_ payloads: [[UInt8]], durability: Durability) throws(SpoolError) -> JournalPosition {
+        for payload in payloads where payload.count > JournalSegment.maxRecordBytes {
+            throw .tooLarge(size: payload.count, limit: JournalSegment.maxRecordBytes)
+        }
+        let bytes = payloads.flatMap(JournalSegment.frame)
+        return try withExclusiveAccess { current throws(SpoolError) in
+            try rotateIfDue(&current)
+            let path = directory.child(JournalSegment.activeName(current.sequence))
+            let before: Int
+            do throws(SystemCallError) { before = Int(try calls.status(current.descriptor).st_size) } catch { throw .system(operation: "stat", path: path, error) }
+            do throws(SpoolError) {
+                try directory.writeAll(current.descriptor, bytes, path: path)
+                if durability == .durable {
+                    do throws(SystemCallError) { try calls.fsync(current.descriptor) } catch { throw SpoolError.system(operation: "sync", path: path, error) }
+                }
+            } catch {
+                // Cut back whatever part of the records reached the file; if even that fails,
+                // the next append repairs the tail before writing.
+                if (try? calls.truncate(current.descriptor, Int64(before))) == nil { current.needsRepair = true }
+                throw error
+            }
+            return JournalPosition(segment: current.sequence, offset: before)
+        }
+    }
+
+    /// Makes every record appended so far by this process durable (`fsync` of the segment).
+    public func sync() throws(SpoolError) {
+        try state.withLock { current throws(SpoolError) in
+            guard current.descriptor >= 0 else { return }
+            do throws(SystemCallError) { try calls.fsync(current.descriptor) } catch {
+                throw .system(operation: "sync", path: directory.child(JournalSegment.activeName(current.sequence)), error)
+            }
+        }
+    }
+
+    /// Seals the current segment now (if it holds any record) and starts a new one.
+    public func rotate() throws(SpoolError) {
+        try withExclusiveAccess { current throws(SpoolError) in
+            if try segmentSize(current) > JournalSegment.header(createdAt: current.createdAt).count {
+                try seal(&current)
+            }
+        }
+    }
+
+    /// Runs `body` holding both the in-process mutex and the cross-process `flock`, with the
+    /// current segment open, repaired and verified to still be the live one.
+    private func withExclusiveAccess<T>(_ body: (inout AppendState) throws(SpoolError) -> T) throws(SpoolError) -> T {
+        try state.withLock { current throws(SpoolError) in
+            do throws(SystemCallError) { try calls.lock(lockDescriptor, LOCK_EX) } catch { throw .system(operation: "lock", path: "journal/lock", error) }
+            defer { try? calls.lock(lockDescriptor, LOCK_UN) }
+            if current.descriptor >= 0 {
+                let linked = (try? calls.status(current.descriptor).st_nlink).map { $0 > 0 } ?? false
+                if !linked {
+                    try? calls.close(current.descriptor)
+                    current = AppendState()
+                }
+            }
+            if current.descriptor < 0 { try openCurrentSegment(&current) }
+            if current.needsRepair {
+                try repairTail(current)
+                current.needsRepair = false
+            }
+            return try body(&current)
+        }
+    }
+
+    private func segmentSize(_ current: AppendState) throws(SpoolError) -> Int {
+        do { return Int(try calls.status(current.descriptor).st_size) } catch {
+            throw .system(operation: "stat", path: directory.child(JournalSegment.activeName(current.sequence)), error)
+        }
+    }
+
+    private func rotateIfDue(_ current: inout AppendState) throws(SpoolError) {
+        let size = try segmentSize(current)
+        let age = Clock.nowMilliseconds() - current.createdAt
+        let headerSize = JournalSegment.header(createdAt: current.createdAt).count
+        guard size > headerSize, size >= configuration.maxSegmentBytes || age >= configuration.maxSegmentAge.milliseconds else { return }
+        try seal(&current)
+    }
+
+    /// Finds the live segment (cleaning up after an interrupted seal), or starts the first one,
+    /// and cuts a torn tail.
+    private func openCurrentSegment(_ current: inout AppendState) throws(SpoolError) {
+        var sealed = Set<UInt64>()
+        var active = Set<UInt64>()
+        for name in try directory.names() {
+            guard let segment = JournalSegment.parseName(name) else { continue }
+            if segment.sealed { sealed.insert(segment.sequence) } else { active.insert(segment.sequence) }
+        }
+        // A seal that crashed after writing `.log.z` leaves the `.log` behind: the `.z` is whole.
+        for sequence in active.intersection(sealed) {
+            try directory.remove(JournalSegment.activeName(sequence), operation: "remove sealed segment")
+            try directory.sync()
+            active.remove(sequence)
+        }
+        let newest = max(active.max() ?? 0, sealed.max() ?? 0)
+        if newest == 0 || !active.contains(newest) {
+            try startSegment(newest + 1, into: &current)
+            return
+        }
+        let name = JournalSegment.activeName(newest)
+        do {
+            current.descriptor = try calls.open(directory.descriptor, name, O_RDWR | O_APPEND | O_NOFOLLOW, 0)
+        } catch let error where error.errno == ELOOP {
+            throw .unsafePath(directory.child(name))
+        } catch {
+            throw .system(operation: "open", path: directory.child(name), error)
+        }
+        current.sequence = newest
+        let header = try readHeader(current)
+        current.createdAt = header
+        try repairTail(current)
+    }
+
+    private func readHeader(_ current: AppendState) throws(SpoolError) -> Int64 {
+        let name = JournalSegment.activeName(current.sequence)
+        let bytes = try directory.readFile(name, limit: Int.max / 2)
+        guard let header = JournalSegment.parseHeader(bytes) else {
+            throw .corrupt(path: directory.child(name), reason: "missing journal header")
+        }
+        return header.createdAt
+    }
+
+    /// Cuts the live segment back to its last whole, valid record.
+    private func repairTail(_ current: AppendState) throws(SpoolError) {
+        let name = JournalSegment.activeName(current.sequence)
+        let bytes = try directory.readFile(name, limit: Int.max / 2)
+        guard let header = JournalSegment.parseHeader(bytes) else {
+            throw .corrupt(path: directory.child(name), reason: "missing journal header")
+        }
+        let validEnd = JournalSegment.frames(in: bytes, from: header.length).validEnd
+        guard validEnd < bytes.count else { return }
+        do {
+            try calls.truncate(current.descriptor, Int64(validEnd))
+            try calls.fsync(current.descriptor)
+        } catch {
+            throw .system(operation: "cut torn tail of", path: directory.child(name), error)
+        }
+        spool.logger.warning("cut torn journal tail", metadata: [
+            "segment": "\(directory.child(name))", "bytes": "\(bytes.count - validEnd)",
+        ])
+    }
+
+    private func startSegment(_ sequence: UInt64, into current: inout AppendState) throws(SpoolError) {
+        let created = Clock.nowMilliseconds()
+        let name = JournalSegment.activeName(sequence)
+        try directory.createDurably(name, contents: JournalSegment.header(createdAt: created), staging: spool.staging)
+        let descriptor: Int32
+        do {
+            descriptor = try calls.open(directory.descriptor, name, O_RDWR | O_APPEND | O_NOFOLLOW, 0)
+        } catch {
+            throw .system(operation: "open", path: directory.child(name), error)
+        }
+        if current.descriptor >= 0 { try? calls.close(current.descriptor) }
+        current = AppendState(descriptor: descriptor, sequence: sequence, createdAt: created)
+    }
+
+    /// Compresses the live segment into `<seq>.log.z` (durably), starts `<seq+1>.log`, then
+    /// removes `<seq>.log`. A crash at any point leaves a journal `openCurrentSegment` repairs.
+    private func seal(_ current: inout AppendState) throws(SpoolError) {
+        let sequence = current.sequence
+        let name = JournalSegment.activeName(sequence)
+        let bytes = try directory.readFile(name, limit: Int.max / 2)
+        let compressed: [UInt8]
+        do { compressed = try Zlib.compress(bytes) } catch {
+            throw .corrupt(path: directory.child(name), reason: "zlib deflate failed (\(error.code))")
+        }
+        try directory.createDurably(JournalSegment.sealedName(sequence), contents: compressed, staging: spool.staging)
+        do {
+            try startSegment(sequence + 1, into: &current)
+            try directory.remove(name, operation: "remove sealed segment")
+            try directory.sync()
+        } catch {
+            // `<seq>.log.z` is whole: never append to `<seq>.log` again. The next append
+            // reopens through `openCurrentSegment`, which finishes this seal.
+            if current.descriptor >= 0 { try? calls.close(current.descriptor) }
+            current = AppendState()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+@testable import Spool
+
+/// A fresh directory below this test run's scratch root. Tests keep their directories (so that a
+/// failure can be inspected); each run removes the roots that earlier, finished runs left.
+struct TemporaryDirectory {
+    let path: String
+
+    private static let runRoot: String = {
+        let base = NSTemporaryDirectory() + "spool-tests"
+        let manager = FileManager.default
+        try? manager.createDirectory(atPath: base, withIntermediateDirectories: true)
+        for name in (try? manager.contentsOfDirectory(atPath: base)) ?? [] {
+            if let pid = Int32(name), kill(pid, 0) != 0 { try? manager.removeItem(atPath: "\(base)/\(name)") }
+        }
+        let root = "\(base)/\(getpid())"
+        try? manager.createDirectory(atPath: root, withIntermediateDirectories: true)
+        return root
+    }()
+
+    init(_ label: String = "t") {
+        var bytes = Array("\(Self.runRoot)/\(label).XXXXXX".utf8CString)
+        guard let result = mkdtemp(&bytes) else { fatalError("mkdtemp failed") }
+        path = String(cString: result)
+    }
+
+    func sub(_ name: String) -> String { "\(path)/\(name)" }
+}
+
+/// A spool in a fresh temporary directory.
+func makeSpool(calls: FileSystemCalls = .live, maxItemBytes: Int = 1 << 20) throws -> (TemporaryDirectory, Spool) {
+    let directory = TemporaryDirectory()
+    var configuration = Spool.Configuration()
+    configuration.calls = calls
+    configuration.maxItemBytes = maxItemBytes
+    let spool = try Spool(path: directory.sub("spool"), create: true, configuration: configuration)
+    return (directory, spool)
+}
+
+/// Files (recursively) below `path`, relative to it, sorted.
+func filesBelow(_ path: String) -> [String] {
+    guard let enumerator = FileManager.default.enumerator(atPath: path) else { return [] }
+    var files: [String] = []
+    while let name = enumerator.nextObject() as? String {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: "\(path)/\(name)", isDirectory: &isDirectory), !isDirectory.boolValue {
+            files.append(name)
+        }
+    }
+    return files.sorted()
+}
+
+/// The directory holding the built executables (next to the test bundle).
+func productsDirectory() -> String {
+    let candidates = [Bundle.main.bundlePath, CommandLine.arguments.first ?? ""].map { URL(fileURLWithPath: $0) }
+    for candidate in candidates {
+        var url = candidate
+        for _ in 0..<4 {
+            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("spool-exerciser").path) { return url.path }
+            url = url.deletingLastPathComponent()
+        }
+    }
+    return ".build/debug"
+}
+
+/// A child process with its output collected.
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    let output = Pipe()
+    let errors = Pipe()
+
+    init(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "\(productsDirectory())/\(executable)")
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        for (key, value) in extra { environment[key] = value }
+        process.environment = environment
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+    }
+
+    /// Waits for exit; returns status, stdout and stderr.
+    func finish() -> (status: Int32, output: String, errors: String) {
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+}
+
+/// A deterministic generator for property tests (SplitMix64).
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E9B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
