@@ -46,9 +46,15 @@ let package = Package(
             dependencies: ["Spool"],
             path: "Tests/Exerciser"
         ),
+        // A SQLite VFS that injects I/O faults into the status index, for the fault tests.
+        .target(
+            name: "SQLiteFaults",
+            path: "Tests/SQLiteFaults",
+            linkerSettings: [.linkedLibrary("sqlite3")]
+        ),
         .testTarget(
             name: "SpoolTests",
-            dependencies: ["Spool", "spool-exerciser"]
+            dependencies: ["Spool", "spool-exerciser", "SQLiteFaults"]
         ),
     ]
 )

@@ -134,69 +134,69 @@ private func retryingEINTR<T: BinaryInteger>(_ call: SystemCall, _ body: () -> T
 }
 
 extension FileSystemCalls {
-    /// These calls, except that the `occurrence`-th call (counting from 1) of `call` fails with
-    /// `errno` instead of running, once. For fault-injection tests.
-    public func failing(_ call: SystemCall, occurrence: Int, errno code: Int32) -> FileSystemCalls {
-        let counter = Mutex(0)
-        let trip: @Sendable () throws(SystemCallError) -> Void = { () throws(SystemCallError) in
-            let n = counter.withLock { count in
-                count += 1
-                return count
-            }
-            if n == occurrence { throw SystemCallError(call: call, errno: code) }
+    /// These calls, observed by `injector`: while it is armed, each call is counted and the one
+    /// it targets fails with the chosen `errno` instead of running. For fault-injection tests.
+    public func injecting(_ injector: FaultInjector) -> FileSystemCalls {
+        let trip: @Sendable (SystemCall) throws(SystemCallError) -> Void = { call throws(SystemCallError) in
+            if let errno = injector.observe(call) { throw SystemCallError(call: call, errno: errno) }
         }
         var calls = self
-        switch call {
-        case .open: calls.open = { a, b, c, d throws(SystemCallError) in try trip(); return try self.open(a, b, c, d) }
-        case .close: calls.close = { a throws(SystemCallError) in try trip(); try self.close(a) }
-        case .read: calls.read = { a, b throws(SystemCallError) in try trip(); return try self.read(a, b) }
-        case .write: calls.write = { a, b throws(SystemCallError) in try trip(); return try self.write(a, b) }
-        case .fsync: calls.fsync = { a throws(SystemCallError) in try trip(); try self.fsync(a) }
-        case .rename: calls.rename = { a, b, c, d throws(SystemCallError) in try trip(); try self.rename(a, b, c, d) }
-        case .unlink: calls.unlink = { a, b, c throws(SystemCallError) in try trip(); try self.unlink(a, b, c) }
-        case .makeDirectory: calls.makeDirectory = { a, b, c throws(SystemCallError) in try trip(); try self.makeDirectory(a, b, c) }
-        case .status:
-            calls.status = { a throws(SystemCallError) in try trip(); return try self.status(a) }
-            calls.statusAt = { a, b throws(SystemCallError) in try trip(); return try self.statusAt(a, b) }
-        case .list: calls.list = { a throws(SystemCallError) in try trip(); return try self.list(a) }
-        case .truncate: calls.truncate = { a, b throws(SystemCallError) in try trip(); try self.truncate(a, b) }
-        case .lock: calls.lock = { a, b throws(SystemCallError) in try trip(); try self.lock(a, b) }
-        }
-        return calls
-    }
-
-    /// These calls, counting in `counter` how often each one runs (for tests that aim a fault at
-    /// every call of an operation in turn).
-    public func counting(_ counter: SystemCallCounter) -> FileSystemCalls {
-        var calls = self
-        let bump: @Sendable (SystemCall) -> Void = { call in counter.counts.withLock { $0[call, default: 0] += 1 } }
-        calls.open = { a, b, c, d throws(SystemCallError) in bump(.open); return try self.open(a, b, c, d) }
-        calls.close = { a throws(SystemCallError) in bump(.close); try self.close(a) }
-        calls.read = { a, b throws(SystemCallError) in bump(.read); return try self.read(a, b) }
-        calls.write = { a, b throws(SystemCallError) in bump(.write); return try self.write(a, b) }
-        calls.fsync = { a throws(SystemCallError) in bump(.fsync); try self.fsync(a) }
-        calls.rename = { a, b, c, d throws(SystemCallError) in bump(.rename); try self.rename(a, b, c, d) }
-        calls.unlink = { a, b, c throws(SystemCallError) in bump(.unlink); try self.unlink(a, b, c) }
-        calls.makeDirectory = { a, b, c throws(SystemCallError) in bump(.makeDirectory); try self.makeDirectory(a, b, c) }
-        calls.status = { a throws(SystemCallError) in bump(.status); return try self.status(a) }
-        calls.statusAt = { a, b throws(SystemCallError) in bump(.status); return try self.statusAt(a, b) }
-        calls.list = { a throws(SystemCallError) in bump(.list); return try self.list(a) }
-        calls.truncate = { a, b throws(SystemCallError) in bump(.truncate); try self.truncate(a, b) }
-        calls.lock = { a, b throws(SystemCallError) in bump(.lock); try self.lock(a, b) }
+        calls.open = { a, b, c, d throws(SystemCallError) in try trip(.open); return try self.open(a, b, c, d) }
+        calls.close = { a throws(SystemCallError) in try trip(.close); try self.close(a) }
+        calls.read = { a, b throws(SystemCallError) in try trip(.read); return try self.read(a, b) }
+        calls.write = { a, b throws(SystemCallError) in try trip(.write); return try self.write(a, b) }
+        calls.fsync = { a throws(SystemCallError) in try trip(.fsync); try self.fsync(a) }
+        calls.rename = { a, b, c, d throws(SystemCallError) in try trip(.rename); try self.rename(a, b, c, d) }
+        calls.unlink = { a, b, c throws(SystemCallError) in try trip(.unlink); try self.unlink(a, b, c) }
+        calls.makeDirectory = { a, b, c throws(SystemCallError) in try trip(.makeDirectory); try self.makeDirectory(a, b, c) }
+        calls.status = { a throws(SystemCallError) in try trip(.status); return try self.status(a) }
+        calls.statusAt = { a, b throws(SystemCallError) in try trip(.status); return try self.statusAt(a, b) }
+        calls.list = { a throws(SystemCallError) in try trip(.list); return try self.list(a) }
+        calls.truncate = { a, b throws(SystemCallError) in try trip(.truncate); try self.truncate(a, b) }
+        calls.lock = { a, b throws(SystemCallError) in try trip(.lock); try self.lock(a, b) }
         return calls
     }
 }
 
-/// Counts of calls made through ``FileSystemCalls/counting(_:)``.
-public final class SystemCallCounter: Sendable {
-    let counts = Mutex<[SystemCall: Int]>([:])
+/// Counts the calls made through ``FileSystemCalls/injecting(_:)`` while armed, and makes one
+/// chosen call fail: the `occurrence`-th call (from 1) of `target` after ``arm(failing:occurrence:errno:)``.
+public final class FaultInjector: Sendable {
+    private struct State {
+        var armed = false
+        var target: SystemCall?
+        var occurrence = 0
+        var errno: Int32 = 0
+        var counts: [SystemCall: Int] = [:]
+        var fired = false
+    }
 
-    /// A counter at zero.
+    private let state = Mutex(State())
+
+    /// A disarmed injector: calls pass through uncounted.
     public init() {}
 
-    /// How many times each call ran so far.
-    public var snapshot: [SystemCall: Int] { counts.withLock { $0 } }
+    /// Starts counting from zero; if `target` is given, its `occurrence`-th call fails with
+    /// `errno`, once.
+    public func arm(failing target: SystemCall? = nil, occurrence: Int = 1, errno: Int32 = 0) {
+        state.withLock { $0 = State(armed: true, target: target, occurrence: occurrence, errno: errno) }
+    }
 
-    /// Sets every count back to zero.
-    public func reset() { counts.withLock { $0 = [:] } }
+    /// Stops counting and injecting; returns the counts and whether the fault fired.
+    @discardableResult
+    public func disarm() -> (counts: [SystemCall: Int], fired: Bool) {
+        state.withLock { state in
+            state.armed = false
+            return (state.counts, state.fired)
+        }
+    }
+
+    func observe(_ call: SystemCall) -> Int32? {
+        state.withLock { state in
+            guard state.armed else { return nil }
+            state.counts[call, default: 0] += 1
+            guard call == state.target, state.counts[call] == state.occurrence, !state.fired else { return nil }
+            state.fired = true
+            return state.errno
+        }
+    }
 }

@@ -46,6 +46,7 @@ extension Queue {
     }
 
     private func deadLetter(activeName: String, id: ItemID, attempts: Int, error: String) throws(SpoolError) {
+        if try resumeTransition(activeName) { return }
         let errorName = EntryName.Dead.errorName(id)
         try dead.createDurably(errorName, contents: Array(error.utf8.prefix(16 * 1024)), staging: spool.staging)
         do {
@@ -55,7 +56,7 @@ extension Queue {
             if case .notFound = error { throw .leaseLost(id: id.rawValue) }
             throw error
         }
-        try dead.sync()
+        try finishTransition(activeName, syncing: dead)
     }
 
     /// The items in the dead-letter area, oldest id first.

@@ -24,6 +24,10 @@ public final class Queue: Sendable {
     let active: Directory
     let dead: Directory
     private let cursor = Mutex(ClaimCursor())
+    /// Transitions whose rename or unlink happened but whose directory `fsync` failed, by the
+    /// item's `active/` name: a retry of the same call syncs again instead of reporting a lost
+    /// lease.
+    private let unsynced = Mutex<[String: Directory]>([:])
 
     /// Number of hashed subdirectories of `ready/`.
     static let bucketCount = 256
@@ -197,9 +201,10 @@ public final class Queue: Sendable {
         do {
             try active.remove(item.entry.name, operation: "acknowledge")
         } catch .notFound {
+            if try resumeTransition(item.entry.name) { return }
             throw .leaseLost(id: item.id.rawValue)
         }
-        try active.sync()
+        try finishTransition(item.entry.name, syncing: active)
     }
 
     /// Gives a claimed item back without counting an attempt (a consumer shutting down).
@@ -212,9 +217,28 @@ public final class Queue: Sendable {
         do {
             try active.move(activeName, to: target, as: EntryName.Ready(id: id, attempts: attempts, due: due).name, operation: operation)
         } catch .notFound {
+            if try resumeTransition(activeName) { return }
             throw .leaseLost(id: id.rawValue)
         }
-        try target.sync()
+        try finishTransition(activeName, syncing: target)
+    }
+
+    /// Syncs `directory` after an item left `active/` under `activeName`; on failure remembers it,
+    /// so that the caller's retry completes the transition.
+    func finishTransition(_ activeName: String, syncing directory: Directory) throws(SpoolError) {
+        do {
+            try directory.sync()
+        } catch {
+            unsynced.withLock { $0[activeName] = directory }
+            throw error
+        }
+    }
+
+    /// Completes a transition whose sync failed earlier; false if there is none for this name.
+    func resumeTransition(_ activeName: String) throws(SpoolError) -> Bool {
+        guard let directory = unsynced.withLock({ $0.removeValue(forKey: activeName) }) else { return false }
+        try finishTransition(activeName, syncing: directory)
+        return true
     }
 }
 
