@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .library(name: "Spool", targets: ["Spool"]),
         .executable(name: "spoolctl", targets: ["spoolctl"]),
+        .executable(name: "spool-allocator", targets: ["spool-allocator"]),
+        .executable(name: "spool-notifier", targets: ["spool-notifier"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -28,13 +30,42 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "Intake", dependencies: ["Spool"]),
-        .target(name: "Allocator", dependencies: ["Spool", "Intake"]),
-        .target(name: "Notifier", dependencies: ["Spool", "Intake"]),
+        .target(
+            name: "Intake",
+            dependencies: ["Spool", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "Allocator",
+            dependencies: [
+                "Spool", "Intake",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Notifier",
+            dependencies: ["Spool", "Intake", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "spoolctl",
             dependencies: [
                 "Spool", "Intake", "Allocator", "Notifier",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "spool-allocator",
+            dependencies: [
+                "Spool", "Intake", "Allocator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "spool-notifier",
+            dependencies: [
+                "Spool", "Intake", "Notifier",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -54,7 +85,11 @@ let package = Package(
         ),
         .testTarget(
             name: "SpoolTests",
-            dependencies: ["Spool", "spool-exerciser", "SQLiteFaults"]
+            dependencies: [
+                "Spool", "Intake", "Allocator", "Notifier", "SQLiteFaults",
+                "spool-exerciser", "spoolctl", "spool-allocator", "spool-notifier",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ]
 )

@@ -24,6 +24,8 @@ public struct FileSystemCalls: Sendable {
     public var fsync: @Sendable (_ descriptor: Int32) throws(SystemCallError) -> Void
     /// `renameat(2)`: atomic; replaces an existing target.
     public var rename: @Sendable (_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String) throws(SystemCallError) -> Void
+    /// `linkat(2)`: a second name for a file; fails with `EEXIST` rather than replacing.
+    public var link: @Sendable (_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String) throws(SystemCallError) -> Void
     /// `unlinkat(2)`; `AT_REMOVEDIR` in `flags` removes an empty directory.
     public var unlink: @Sendable (_ directory: Int32, _ name: String, _ flags: Int32) throws(SystemCallError) -> Void
     /// `mkdirat(2)`.
@@ -59,6 +61,9 @@ public struct FileSystemCalls: Sendable {
         },
         rename: { fromDir, from, toDir, to throws(SystemCallError) in
             _ = try retryingEINTR(.rename) { renameat(fromDir, from, toDir, to) }
+        },
+        link: { fromDir, from, toDir, to throws(SystemCallError) in
+            _ = try retryingEINTR(.link) { linkat(fromDir, from, toDir, to, 0) }
         },
         unlink: { dir, name, flags throws(SystemCallError) in
             _ = try retryingEINTR(.unlink) { unlinkat(dir, name, flags) }
@@ -108,7 +113,7 @@ public struct FileSystemCalls: Sendable {
 
 /// Which call of ``FileSystemCalls`` failed; used in errors and to aim injected faults.
 public enum SystemCall: String, Sendable, CaseIterable {
-    case open, close, read, write, fsync, rename, unlink, makeDirectory, status, list, truncate, lock
+    case open, close, read, write, fsync, rename, link, unlink, makeDirectory, status, list, truncate, lock
 }
 
 /// A failed system call: which one and its `errno`.
@@ -147,6 +152,7 @@ extension FileSystemCalls {
         calls.write = { a, b throws(SystemCallError) in try trip(.write); return try self.write(a, b) }
         calls.fsync = { a throws(SystemCallError) in try trip(.fsync); try self.fsync(a) }
         calls.rename = { a, b, c, d throws(SystemCallError) in try trip(.rename); try self.rename(a, b, c, d) }
+        calls.link = { a, b, c, d throws(SystemCallError) in try trip(.link); try self.link(a, b, c, d) }
         calls.unlink = { a, b, c throws(SystemCallError) in try trip(.unlink); try self.unlink(a, b, c) }
         calls.makeDirectory = { a, b, c throws(SystemCallError) in try trip(.makeDirectory); try self.makeDirectory(a, b, c) }
         calls.status = { a throws(SystemCallError) in try trip(.status); return try self.status(a) }

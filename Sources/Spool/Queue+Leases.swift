@@ -58,6 +58,23 @@ extension Queue {
         return reclaimed
     }
 
+    /// The payload of item `id` while it waits or is claimed, without claiming it; nil when it is
+    /// not in the queue (never enqueued, acknowledged, or dead).
+    public func peek(id: ItemID) throws(SpoolError) -> [UInt8]? {
+        let prefix = "\(id.rawValue)."
+        let places: [(Directory, [String])] = [
+            (try bucket(id.bucket), try bucket(id.bucket).names()), (active, try active.names()),
+        ]
+        for (directory, names) in places {
+            for name in names where name.hasPrefix(prefix) {
+                guard let bytes = try? directory.readFile(name, limit: spool.configuration.maxItemBytes + 4096),
+                      let file = try? ItemFile.decode(bytes), file.id == id else { continue }
+                return file.payload
+            }
+        }
+        return nil
+    }
+
     /// Counts items by state. Reads every bucket: meant for operators, not for hot paths (see
     /// ``backlog(limit:)``).
     public func counts(now: Int64 = Clock.nowMilliseconds()) throws(SpoolError) -> QueueCounts {

@@ -34,6 +34,13 @@ extension Queue {
 
     /// Counts a failed attempt: dead-letters the item at the policy's limit, else puts it back
     /// due after the backoff (or at once, with `immediately`).
+    /// Moves a claimed item straight to `dead/` with `error`, whatever its attempt count: for
+    /// items that can never succeed (an undecodable command). Durable when it returns.
+    public func deadLetter(_ item: ClaimedItem, error: String) throws(SpoolError) {
+        try deadLetter(activeName: item.entry.name, id: item.id, attempts: item.attempts + 1, error: error)
+        logger.warning("item dead-lettered", metadata: ["queue": "\(name)", "id": "\(item.id)", "error": "\(error)"])
+    }
+
     func retry(activeName: String, id: ItemID, attempts: Int, error: String, immediately: Bool = false) throws(SpoolError) -> RetryOutcome {
         if attempts >= retry.maxAttempts {
             try deadLetter(activeName: activeName, id: id, attempts: attempts, error: error)

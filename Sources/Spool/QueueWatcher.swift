@@ -44,17 +44,15 @@ public final class QueueWatcher {
     /// Blocks until something is enqueued or `timeout` passes, whichever is first; returns true
     /// when woken by an arrival. A deferred item's due time is not an arrival: callers bound the
     /// timeout by ``Queue/nextDueTime``.
+    /// A triggered `stop` ends the wait at once too.
     @discardableResult
-    public func wait(timeout: Duration) -> Bool {
+    public func wait(timeout: Duration, stop: StopSignal? = nil) -> Bool {
         let milliseconds = Int32(clamping: max(0, timeout.milliseconds))
-        guard descriptor >= 0 else {
-            usleep(UInt32(clamping: Int64(milliseconds) * 1000))
-            return false
-        }
-        if drain() { return true }
-        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&poller, 1, milliseconds)
-        return ready > 0 && drain()
+        if descriptor >= 0, drain() { return true }
+        var pollers = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
+        if let stop { pollers.append(pollfd(fd: stop.descriptor, events: Int16(POLLIN), revents: 0)) }
+        let ready = poll(&pollers, nfds_t(pollers.count), milliseconds)
+        return ready > 0 && descriptor >= 0 && drain()
     }
 
     /// Reads pending events, hinting each new name to the queue. True if there was any.

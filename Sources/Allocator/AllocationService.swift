@@ -1,0 +1,192 @@
+import Foundation
+import GRDB
+import Intake
+import Logging
+import Spool
+import Synchronization
+
+/// The allocator's decisions: assigns, rejects, cancels and completes rentals.
+///
+/// Each command is decided in one transaction of the ``AllocatorStore`` that also records the
+/// command as processed and puts the resulting messages (the status event for the journal, the
+/// notification for the customer) in the outbox. Only after the commit are they published
+/// (``drainOutbox()``), and only after publishing are they removed from the outbox. A crash at
+/// any point therefore neither loses nor duplicates a decision: a redelivered command finds its
+/// key processed and does nothing, and a leftover outbox is published at the next drain (the
+/// journal and the notifier are idempotent for a second publication).
+public final class AllocationService: Sendable {
+    let store: AllocatorStore
+    let configuration: SystemConfiguration
+    let journal: Journal
+    let notifications: Queue
+    let index: StatusIndex
+    let logger: Logger
+    private let draining = Mutex(())
+
+    /// What a command came to.
+    public enum Decision: Sendable, Equatable {
+        case assigned(unit: String)
+        case rejected(reason: String)
+        case cancelled
+        /// Already processed, or nothing to do (cancel of a rejected request, …).
+        case noChange
+    }
+
+    /// A service over `spool`'s allocator store, journal, notification queue and index.
+    public init(spool: Spool, configuration: SystemConfiguration, logger: Logger) throws {
+        store = try AllocatorStore(spool: spool)
+        self.configuration = configuration
+        journal = try Journal(spool: spool)
+        notifications = try spool.queue(.notifications, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
+        index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+        self.logger = logger
+    }
+
+    /// Decides `command` durably (see the type's description). Does not publish: call
+    /// ``drainOutbox()`` after.
+    ///
+    /// - Throws: GRDB's `DatabaseError` when the store fails; nothing is decided then.
+    public func decide(_ command: AllocationCommand, now: Int64 = Clock.nowMilliseconds()) throws -> Decision {
+        try store.database.write { db in
+            let key = command.idempotencyKey
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key = ?", arguments: [key]) == true { return .noChange }
+            try db.execute(sql: "INSERT INTO processed (key, at) VALUES (?, ?)", arguments: [key, now])
+            let existing = try Row.fetchOne(db, sql: "SELECT state, status FROM rental WHERE request_id = ?", arguments: [command.request.id])
+            switch command {
+            case .allocate(let request):
+                // Decided before (a duplicate under another key) or cancelled before allocation.
+                guard existing == nil else { return .noChange }
+                return try allocate(request, now: now, db)
+            case .cancel(let request, let requestedAt):
+                return try cancel(request, requestedAt: requestedAt, existing: existing, now: now, db)
+            }
+        }
+    }
+
+    private func allocate(_ request: RentalRequest, now: Int64, _ db: Database) throws -> Decision {
+        var status = RentalStatus(received: request)
+        status.updatedAt = Timestamp(milliseconds: now)
+        status.version = RentalStatus.version(step: 2)
+        let candidates = try Self.candidates(size: request.size, db)
+        if let unit = BestFit.choose(for: request.period, among: candidates) {
+            status.state = .assigned
+            status.unit = unit.id
+            status.site = unit.site
+            try insertRental(request, unit: unit.id, status: status, now: now, db)
+            try enqueueOutbox(status, CustomerNotification(kind: .confirmation, request: request, unit: unit.id, site: unit.site, decidedAt: now), db)
+            return .assigned(unit: unit.id)
+        }
+        var alternative = Alternative()
+        for size in BestFit.alternativeSizes(to: request.size, in: configuration.sizes)
+        where BestFit.choose(for: request.period, among: try Self.candidates(size: size, db)) != nil {
+            alternative.size = size
+            break
+        }
+        alternative.earliestStart = BestFit.earliestStart(for: request.period, among: candidates)
+        var reason = "no \(request.size) unit is free for the whole period \(request.period.start) to \(request.period.end)"
+        var offers: [String] = []
+        if let size = alternative.size { offers.append("size \(size) is free for that period") }
+        if let start = alternative.earliestStart { offers.append("size \(request.size) is free from \(start) for the same length") }
+        if !offers.isEmpty { reason += "; nearest alternatives: " + offers.joined(separator: "; ") }
+        status.state = .rejected
+        status.reason = reason
+        status.alternative = offers.isEmpty ? nil : alternative
+        try insertRental(request, unit: nil, status: status, now: now, db)
+        try enqueueOutbox(status, CustomerNotification(kind: .rejection, request: request, reason: reason, alternative: status.alternative, decidedAt: now), db)
+        return .rejected(reason: reason)
+    }
+
+    private func cancel(_ request: RentalRequest, requestedAt: Int64, existing: Row?, now: Int64, _ db: Database) throws -> Decision {
+        var status: RentalStatus
+        if let existing {
+            guard existing["state"] as String == "assigned", let stored = RentalStatus(document: existing["status"]) else { return .noChange }
+            status = stored
+        } else {
+            status = RentalStatus(received: request)  // cancelled before allocation: a tombstone
+            try insertRental(request, unit: nil, status: status, now: now, db)
+        }
+        status.state = .cancelled
+        status.cancelRequestedAt = Timestamp(milliseconds: requestedAt)
+        status.updatedAt = Timestamp(milliseconds: now)
+        status.version = RentalStatus.version(step: 4)
+        status.attempts = 0
+        status.lastError = nil
+        try db.execute(sql: "UPDATE rental SET state = 'cancelled', status = ?, updated_at = ? WHERE request_id = ?",
+                       arguments: [status.jsonText(), now, request.id])
+        try enqueueOutbox(status, CustomerNotification(kind: .cancellation, request: request, unit: status.unit, site: status.site, decidedAt: now), db)
+        return .cancelled
+    }
+
+    /// Marks every assigned rental whose period ended by `today` as completed (journaled, no
+    /// notification). Returns how many.
+    @discardableResult
+    public func completeEndedRentals(today: CalendarDay = .today(), now: Int64 = Clock.nowMilliseconds()) throws -> Int {
+        try store.database.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT request_id, status FROM rental WHERE state = 'assigned' AND end_day <= ?",
+                                        arguments: [today.daysSinceEpoch])
+            for row in rows {
+                guard var status = RentalStatus(document: row["status"]) else { continue }
+                status.state = .completed
+                status.updatedAt = Timestamp(milliseconds: now)
+                status.version = RentalStatus.version(step: 6)
+                try db.execute(sql: "UPDATE rental SET state = 'completed', status = ?, updated_at = ? WHERE request_id = ?",
+                               arguments: [status.jsonText(), now, row["request_id"] as String])
+                try db.execute(sql: "INSERT INTO outbox (kind, payload) VALUES ('journal', ?)", arguments: [Data(status.indexEvent().encoded())])
+            }
+            return rows.count
+        }
+    }
+
+    static func candidates(size: String, _ db: Database) throws -> [BestFit.Candidate] {
+        let units = try StorageUnit.fetchAll(db, sql: "SELECT id, size, site, in_service FROM unit WHERE size = ? AND in_service = 1 ORDER BY id",
+                                             arguments: [size])
+        var holdings: [String: [RentalPeriod]] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT unit_id, start_day, end_day FROM rental
+            WHERE state = 'assigned' AND unit_id IN (SELECT id FROM unit WHERE size = ?)
+            """, arguments: [size]) {
+            holdings[row["unit_id"], default: []].append(
+                RentalPeriod(start: CalendarDay(daysSinceEpoch: row["start_day"]), end: CalendarDay(daysSinceEpoch: row["end_day"]))!)
+        }
+        return units.map { BestFit.Candidate(unit: $0, holdings: holdings[$0.id] ?? []) }
+    }
+
+    private func insertRental(_ request: RentalRequest, unit: String?, status: RentalStatus, now: Int64, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO rental (request_id, state, unit_id, start_day, end_day, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [request.id, status.state == .assigned ? "assigned" : status.state.rawValue, unit,
+                             request.period.start.daysSinceEpoch, request.period.end.daysSinceEpoch, status.jsonText(), now])
+    }
+
+    private func enqueueOutbox(_ status: RentalStatus, _ notification: CustomerNotification, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO outbox (kind, payload) VALUES ('journal', ?)", arguments: [Data(status.indexEvent().encoded())])
+        try db.execute(sql: "INSERT INTO outbox (kind, item_id, payload) VALUES ('notify', ?, ?)",
+                       arguments: [notification.eventId, Data(canonicalJSON(notification))])
+    }
+
+    /// Publishes the outbox: journal records (one durable group append), then notifications
+    /// (durable enqueues), then removes what was published. Returns how many messages.
+    @discardableResult
+    public func drainOutbox() throws -> Int {
+        try draining.withLock { _ in
+            var published = 0
+            while true {
+                let rows = try store.database.read { db in
+                    try Row.fetchAll(db, sql: "SELECT seq, kind, item_id, payload FROM outbox ORDER BY seq LIMIT 500")
+                }
+                guard let last = rows.last else { break }
+                let records = rows.filter { $0["kind"] as String == "journal" }.map { Array($0["payload"] as Data) }
+                if !records.isEmpty { try journal.append(records, durability: .durable) }
+                for row in rows where row["kind"] as String == "notify" {
+                    guard let id = ItemID(row["item_id"] as String) else { continue }
+                    try notifications.enqueue(Array(row["payload"] as Data), id: id)
+                }
+                let through: Int64 = last["seq"]
+                try store.database.write { db in try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [through]) }
+                published += rows.count
+            }
+            if published > 0 { try index.catchUp(from: journal) }
+            return published
+        }
+    }
+}

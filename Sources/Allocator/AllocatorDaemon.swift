@@ -1,0 +1,106 @@
+import Foundation
+import Intake
+import Logging
+import Spool
+import Synchronization
+
+/// The allocator daemon (`spool-allocator`): consumes the allocation queue with a
+/// ``QueueProcessor`` and decides each command through the ``AllocationService``.
+public enum AllocatorDaemon {
+    /// Runs until `stop` is triggered: publishes any outbox left by a crash, completes ended
+    /// rentals, reports `READY=1`, then processes commands (and, every tick, publishes the
+    /// outbox, projects the journal into the index and completes ended rentals).
+    ///
+    /// - Throws: when the spool or the store cannot be opened; processing errors are retried
+    ///   per item and reported in `state/allocator-health`, never thrown.
+    public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
+        let spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
+        let queue = try spool.queue(.allocation, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
+        let service = try AllocationService(spool: spool, configuration: configuration, logger: logger)
+        let health = HealthReporter(records: try RecordDirectory(spool: spool, path: "state"), logger: logger)
+        try service.drainOutbox()
+        try service.completeEndedRentals()
+        try spool.sweepStaging()
+
+        var processing = QueueProcessor.Configuration()
+        processing.maxWorkers = configuration.allocatorMaxWorkers
+        let processor = QueueProcessor(queue: queue, configuration: processing, logger: logger) { item in
+            handle(item, service: service, health: health, logger: logger)
+        }
+        notifier.notify("READY=1\nSTATUS=allocating")
+        logger.info("allocator ready", metadata: ["spool": "\(configuration.spoolRoot)", "max_workers": "\(processing.maxWorkers)"])
+        let lastDay = Mutex(CalendarDay.today())
+        processor.run(until: stop, notifier: notifier) {
+            do {
+                try service.drainOutbox()
+                try service.index.catchUp(from: service.journal)
+                let today = CalendarDay.today()
+                let newDay = lastDay.withLock { last -> Bool in
+                    defer { last = today }
+                    return last != today
+                }
+                if newDay { try service.completeEndedRentals(today: today) }
+            } catch {
+                logger.error("housekeeping failed", metadata: ["error": "\(error)"])
+            }
+        }
+        logger.info("allocator stopped", metadata: ["processed": "\(processor.processed)"])
+    }
+
+    static func handle(_ item: ClaimedItem, service: AllocationService, health: HealthReporter, logger: Logger) -> ProcessingOutcome {
+        guard let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(item.payload)) else {
+            return .reject("undecodable allocation command")
+        }
+        let request = command.request.id
+        do {
+            let decision = try service.decide(command)
+            try service.drainOutbox()
+            health.succeeded()
+            switch decision {
+            case .assigned(let unit): logger.info("unit assigned", metadata: ["request": "\(request)", "unit": "\(unit)"])
+            case .rejected(let reason): logger.info("request rejected", metadata: ["request": "\(request)", "reason": "\(reason)"])
+            case .cancelled: logger.info("rental cancelled, unit released", metadata: ["request": "\(request)"])
+            case .noChange: logger.info("command already processed", metadata: ["request": "\(request)", "item": "\(item.id)"])
+            }
+            return .done
+        } catch {
+            health.failed("\(error)")
+            logger.error("allocation failed", metadata: ["request": "\(request)", "attempt": "\(item.attempts + 1)", "error": "\(error)"])
+            return .retry("\(error)")
+        }
+    }
+}
+
+/// Keeps `state/allocator-health` current: the count of consecutive failures the breaker reads.
+final class HealthReporter: Sendable {
+    let records: RecordDirectory
+    let logger: Logger
+    private let failures = Mutex(-1)  // -1: unknown until the first report
+
+    init(records: RecordDirectory, logger: Logger) {
+        self.records = records
+        self.logger = logger
+    }
+
+    func succeeded() { report(failures: 0, error: nil) }
+
+    func failed(_ error: String) {
+        let count = failures.withLock { max($0, 0) + 1 }
+        report(failures: count, error: error)
+    }
+
+    private func report(failures count: Int, error: String?) {
+        let changed = failures.withLock { current -> Bool in
+            defer { current = count }
+            return current != count
+        }
+        guard changed else { return }
+        var health = AllocatorHealth()
+        health.consecutiveFailures = count
+        health.lastError = error
+        health.updatedAt = Clock.nowMilliseconds()
+        do { try records.write(AllocatorHealth.recordName, canonicalJSON(health)) } catch {
+            logger.error("cannot write allocator health", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Spool
+
+/// How the allocator is doing, as it reports in `state/allocator-health`: intake reads it to
+/// decide whether the allocator "keeps failing".
+public struct AllocatorHealth: Codable, Sendable, Equatable {
+    /// Commands that failed in a row (0 after any success).
+    public var consecutiveFailures = 0
+    /// The last failure's message.
+    public var lastError: String?
+    /// When the counter last changed (milliseconds since the epoch).
+    public var updatedAt: Int64 = 0
+
+    /// A healthy allocator.
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case consecutiveFailures = "consecutive_failures", lastError = "last_error", updatedAt = "updated_at"
+    }
+
+    /// The record's name in `state/`.
+    public static let recordName = "allocator-health"
+}
+
+/// The circuit breaker in front of the allocator (non-functional requirement 3).
+///
+/// Closed: submissions are admitted. It opens when the allocation backlog reaches the high-water
+/// mark or the allocator reports `breaker_failure_threshold` failures in a row; while open,
+/// submissions fail with exit 75 and "retry in N s". After the cooldown, the next submission is
+/// the half-open probe: if the backlog is below the low-water mark and the allocator is not
+/// failing, the breaker closes and admits it; otherwise it opens for another cooldown. A merely
+/// stopped allocator does not open it (submissions wait in the spool) until the backlog reaches
+/// the high-water mark. State lives in `state/breaker`, shared by every `spoolctl` process and
+/// serialized by a lock.
+public struct AdmissionControl: Sendable {
+    /// The breaker's persisted state.
+    public struct State: Codable, Sendable, Equatable {
+        /// `closed` or `open`.
+        public var state = "closed"
+        /// When it opened (milliseconds since the epoch).
+        public var openedAt: Int64 = 0
+        /// Why it opened.
+        public var reason = ""
+
+        enum CodingKeys: String, CodingKey {
+            case state, reason
+            case openedAt = "opened_at"
+        }
+    }
+
+    let configuration: SystemConfiguration
+    let queue: Queue
+    let records: RecordDirectory
+
+    /// A breaker over `queue`'s backlog, keeping state in `records`.
+    public init(configuration: SystemConfiguration, queue: Queue, records: RecordDirectory) {
+        self.configuration = configuration
+        self.queue = queue
+        self.records = records
+    }
+
+    /// Admits one submission or throws ``IntakeError/Code/tryAgain`` with the seconds to wait.
+    public func admit(now: Int64 = Clock.nowMilliseconds()) throws(IntakeError) {
+        do {
+            try records.withLock("breaker") {
+                var state = try read(State.self, "breaker") ?? State()
+                let health = try read(AllocatorHealth.self, AllocatorHealth.recordName) ?? AllocatorHealth()
+                let cooldown = Int64(configuration.breakerCooldownSeconds) * 1000
+                let failing = health.consecutiveFailures >= configuration.breakerFailureThreshold
+                if state.state == "open" {
+                    let remaining = state.openedAt + cooldown - now
+                    if remaining > 0 { throw refusal(state.reason, retryAfter: remaining) }
+                    // Half-open: this submission is the probe.
+                    let backlog = try queue.backlog(limit: configuration.breakerLowWater)
+                    if backlog < configuration.breakerLowWater && !failing {
+                        try write(State(), "breaker")
+                        return
+                    }
+                    state = State(state: "open", openedAt: now, reason: reason(backlog: backlog, failing: failing, health))
+                    try write(state, "breaker")
+                    throw refusal(state.reason, retryAfter: cooldown)
+                }
+                let backlog = try queue.backlog(limit: configuration.breakerHighWater)
+                guard backlog >= configuration.breakerHighWater || failing else { return }
+                state = State(state: "open", openedAt: now, reason: reason(backlog: backlog, failing: failing, health))
+                try write(state, "breaker")
+                throw refusal(state.reason, retryAfter: cooldown)
+            }
+        } catch let error as IntakeError {
+            throw error
+        } catch let error as SpoolError {
+            throw IntakeError(error, doing: "admission check")
+        } catch {
+            throw IntakeError(.ioError, "admission check: \(error)")
+        }
+    }
+
+    /// The breaker's current state (for `spoolctl queues`).
+    public func currentState() throws -> State { try read(State.self, "breaker") ?? State() }
+
+    private func reason(backlog: Int, failing: Bool, _ health: AllocatorHealth) -> String {
+        if failing { return "the allocator keeps failing (\(health.consecutiveFailures) in a row: \(health.lastError ?? "unknown error"))" }
+        return "the allocator is overloaded (\(backlog)+ requests waiting, limit \(configuration.breakerHighWater))"
+    }
+
+    private func refusal(_ reason: String, retryAfter milliseconds: Int64) -> IntakeError {
+        let seconds = Int((milliseconds + 999) / 1000)
+        return IntakeError(.tryAgain, "not accepting new requests right now: \(reason); retry in \(seconds) s", retryAfterSeconds: seconds)
+    }
+
+    private func read<T: Decodable>(_ type: T.Type, _ name: String) throws -> T? {
+        guard let bytes = try records.read(name) else { return nil }
+        return try? JSONDecoder().decode(T.self, from: Data(bytes))
+    }
+
+    private func write<T: Encodable>(_ value: T, _ name: String) throws {
+        try records.write(name, Array(try JSONEncoder().encode(value)))
+    }
+}

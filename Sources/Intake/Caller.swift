@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who runs a front-door command: the real (not effective) Unix user, since `spoolctl` may run
+/// setgid to the spool's group. Root and members of the operator group may see and cancel
+/// every request; everyone else only the requests they submitted.
+public struct Caller: Sendable, Equatable {
+    /// The real user id.
+    public let uid: UInt32
+    /// The user's login name (or the uid as text).
+    public let name: String
+    /// Root, or a member of the operator group.
+    public let isOperator: Bool
+
+    /// A caller (for tests and services).
+    public init(uid: UInt32, name: String, isOperator: Bool) {
+        self.uid = uid
+        self.name = name
+        self.isOperator = isOperator
+    }
+
+    /// The calling process's real user, and whether it is an operator for `operatorGroup`.
+    public static func current(operatorGroup: String) -> Caller {
+        let uid = getuid()
+        let name = userName(uid) ?? String(uid)
+        return Caller(uid: uid, name: name, isOperator: uid == 0 || isMember(uid: uid, name: name, of: operatorGroup))
+    }
+
+    /// Whether this caller may see or cancel a request submitted by `owner`.
+    public func mayAccess(requestSubmittedBy owner: UInt32) -> Bool { isOperator || owner == uid }
+
+    private static func userName(_ uid: uid_t) -> String? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else { return nil }
+        return String(cString: name)
+    }
+
+    private static func isMember(uid: uid_t, name: String, of groupName: String) -> Bool {
+        guard !groupName.isEmpty else { return false }
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrnam_r(groupName, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return false }
+        let gid = entry.gr_gid
+        // The real user's supplementary groups (getgroups(2) reports the process's, which a
+        // setgid program does not change), and its primary group.
+        var groups = [gid_t](repeating: 0, count: 256)
+        let count = getgroups(Int32(groups.count), &groups)
+        if count > 0, groups[..<Int(count)].contains(gid) { return true }
+        if getgid() == gid { return true }
+        var member = entry.gr_mem
+        while let pointer = member?.pointee {
+            if String(cString: pointer) == name { return true }
+            member = member?.advanced(by: 1)
+        }
+        return false
+    }
+}

@@ -1,0 +1,38 @@
+import Spool
+
+/// Why a request to the front door failed, with the sysexits code `spoolctl` exits with. Each
+/// message is one line, specific, and meant for the person at the terminal.
+public struct IntakeError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The sysexits code.
+    public enum Code: Int32, Sendable {
+        case usage = 64, badData = 65, noInput = 66, cannotCreate = 73, ioError = 74, tryAgain = 75, notPermitted = 77
+    }
+
+    /// The exit code.
+    public let code: Code
+    /// The one-line message.
+    public let message: String
+    /// For ``Code/tryAgain`` from the breaker: seconds after which a retry may succeed.
+    public let retryAfterSeconds: Int?
+
+    /// An error.
+    public init(_ code: Code, _ message: String, retryAfterSeconds: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.retryAfterSeconds = retryAfterSeconds
+    }
+
+    public var description: String { message }
+
+    /// Maps a spool failure to the front door's codes: a full disk or a busy resource is
+    /// "try again later", a refused permission is "not permitted", the rest is an I/O error.
+    public init(_ error: SpoolError, doing what: String) {
+        switch error {
+        case _ where error.isNoSpace: self.init(.tryAgain, "\(what): the spool's file system is full: \(error)", retryAfterSeconds: 60)
+        case _ where error.isPermissionDenied: self.init(.notPermitted, "\(what): permission denied: \(error)")
+        case .notFound(let thing): self.init(.noInput, "\(what): \(thing) not found")
+        case .unsupportedFormat: self.init(.badData, "\(what): \(error)")
+        default: self.init(.ioError, "\(what): \(error)")
+        }
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import Logging
+import Spool
+
+/// The rental request service behind `spoolctl submit`, `cancel` and `status`: validation,
+/// identity, admission control, durable queueing and journaling.
+///
+/// A submit is acknowledged only after the allocate command is durably in the allocation queue
+/// (non-functional requirement 1); the allocator need not run (requirement 2). The `received`
+/// status is journaled and written to the index at once, so a status right after a submit shows
+/// the request (read-your-writes); for a request the index does not know yet, status falls back
+/// to the queue.
+public final class IntakeService: Sendable {
+    /// The configuration in effect.
+    public let configuration: SystemConfiguration
+    /// The spool.
+    public let spool: Spool
+    let allocation: Queue
+    let journal: Journal
+    let index: StatusIndex
+    let keys: RecordDirectory
+    let admission: AdmissionControl
+    let logger: Logger
+
+    /// Opens the spool named by `configuration`, creating its layout if needed.
+    ///
+    /// - Throws: ``IntakeError`` with exit 73 when the spool cannot be created, 77 when access
+    ///   is denied, 74 for other I/O errors.
+    public init(configuration: SystemConfiguration, logger: Logger = Logger(label: "intake")) throws(IntakeError) {
+        self.configuration = configuration
+        self.logger = logger
+        do {
+            spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
+            let retry = RetryPolicy(maxAttempts: configuration.maxAttempts)
+            allocation = try spool.queue(.allocation, retry: retry)
+            _ = try spool.queue(.notifications, retry: retry)
+            journal = try Journal(spool: spool)
+            keys = try RecordDirectory(spool: spool, path: "intake/keys")
+            admission = AdmissionControl(configuration: configuration, queue: allocation,
+                                         records: try RecordDirectory(spool: spool, path: "state"))
+            index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+        } catch let error as SpoolError {
+            if case .system(let operation, _, _) = error, operation.hasPrefix("create") {
+                throw IntakeError(.cannotCreate, "cannot create the spool at \(configuration.spoolRoot): \(error)")
+            }
+            throw IntakeError(error, doing: "opening the spool at \(configuration.spoolRoot)")
+        } catch {
+            throw IntakeError(.ioError, "opening the status index in \(configuration.spoolRoot): \(error)")
+        }
+    }
+
+    /// The result of a submit.
+    public struct Submission: Sendable, Equatable {
+        /// The request id.
+        public let id: String
+        /// False when an earlier submit with the same idempotency key is returned.
+        public let created: Bool
+    }
+
+    /// Validates and durably queues a rental request; returns its id once it is safe.
+    ///
+    /// With an idempotency key, a repeated submit by the same user returns the first request's
+    /// id and creates nothing (even if the first submit crashed halfway: the request it recorded
+    /// is queued then).
+    ///
+    /// - Throws: ``IntakeError``: 64/65 for bad input (nothing is written), 75 while the breaker
+    ///   is open or the disk is full, 74/77 for I/O and permission failures.
+    public func submit(_ form: RentalForm, caller: Caller) throws(IntakeError) -> Submission {
+        let fields = try form.validate(configuration)
+        var request = RentalRequest(id: ItemID.generate().rawValue, customer: fields.customer, contact: fields.contact,
+                                    size: fields.size.name, period: fields.period, submittedBy: caller.uid,
+                                    submittedByName: caller.name, createdAt: Clock.nowMilliseconds(),
+                                    idempotencyKey: form.idempotencyKey)
+        if let key = form.idempotencyKey, let earlier = try recordedRequest(key: key, caller: caller) {
+            if try isKnown(earlier.id) { return Submission(id: earlier.id, created: false) }
+            request = earlier  // recorded, then crashed before queueing: queue it now
+        } else {
+            try admission.admit()
+            if let key = form.idempotencyKey {
+                let existing: [UInt8]?
+                do { existing = try keys.createOnce(keyName(key, caller), canonicalJSON(request)) } catch {
+                    throw IntakeError(error, doing: "recording the idempotency key")
+                }
+                if let existing, let earlier = try? JSONDecoder().decode(RentalRequest.self, from: Data(existing)) {
+                    return Submission(id: earlier.id, created: false)  // a concurrent submit won
+                }
+            }
+        }
+        do {
+            try allocation.enqueue(canonicalJSON(AllocationCommand.allocate(request)), id: ItemID(request.id))
+        } catch {
+            throw IntakeError(error, doing: "queueing the request")
+        }
+        logger.info("request accepted", metadata: ["request": "\(request.id)", "customer": "\(request.customer)",
+                                                   "size": "\(request.size)", "period": "\(request.period)"])
+        record(RentalStatus(received: request))
+        return Submission(id: request.id, created: true)
+    }
+
+    /// The outcome of a cancel.
+    public enum Cancellation: Sendable, Equatable {
+        /// Queued for the allocator, which releases the unit and notifies the customer.
+        case requested
+        /// Nothing to do; the message says why (already cancelled, rejected, ended).
+        case nothingToDo(String)
+    }
+
+    /// Requests cancellation of request `id`. Cancelling twice is harmless.
+    ///
+    /// - Throws: ``IntakeError``: 66 for an unknown id, 77 for another user's request, 74/75 for
+    ///   I/O failures.
+    public func cancel(_ id: String, caller: Caller) throws(IntakeError) -> Cancellation {
+        var current = try status(id, caller: caller)
+        switch current.state {
+        case .rejected: return .nothingToDo("request \(id) was rejected; there is nothing to cancel")
+        case .cancelled: return .nothingToDo("request \(id) is already cancelled")
+        case .completed: return .nothingToDo("request \(id) has completed; its rental period has ended")
+        case .received, .assigned, .confirmed: break
+        }
+        let now = Clock.nowMilliseconds()
+        let request = RentalRequest(id: current.id, customer: current.customer, contact: current.contact, size: current.size,
+                                    period: RentalPeriod(start: current.from, end: current.to)!, submittedBy: current.submittedBy,
+                                    submittedByName: current.submittedByName, createdAt: current.createdAt.milliseconds)
+        do {
+            try allocation.enqueue(canonicalJSON(AllocationCommand.cancel(request, requestedAt: now)))
+        } catch {
+            throw IntakeError(error, doing: "queueing the cancel")
+        }
+        logger.info("cancel requested", metadata: ["request": "\(id)", "by": "\(caller.name)"])
+        current.cancelRequestedAt = Timestamp(milliseconds: now)
+        current.updatedAt = Timestamp(milliseconds: now)
+        current.version += 1
+        record(current)
+        return .requested
+    }
+
+    /// The status of request `id`.
+    ///
+    /// - Throws: ``IntakeError``: 66 if there is no such request, 77 if it is another user's.
+    public func status(_ id: String, caller: Caller) throws(IntakeError) -> RentalStatus {
+        guard ItemID(id) != nil else { throw IntakeError(.badData, "\(id.debugDescription) is not a request id") }
+        var found: RentalStatus?
+        do {
+            if let row = try index.entity(id) { found = RentalStatus(document: row.document) }
+        } catch {
+            logger.warning("status index unreadable, falling back to the spool", metadata: ["request": "\(id)", "error": "\(error)"])
+        }
+        if found == nil { found = try queuedStatus(id) }
+        guard let status = found else { throw IntakeError(.noInput, "no request \(id)") }
+        guard caller.mayAccess(requestSubmittedBy: status.submittedBy) else {
+            throw IntakeError(.notPermitted, "request \(id) belongs to another user")
+        }
+        return status
+    }
+
+    /// The requests of `customer` the caller may see, newest first.
+    public func statuses(customer: String, caller: Caller) throws(IntakeError) -> [RentalStatus] {
+        try visible(caller) { try index.entities(key: "customer", value: customer, limit: 10_000) }
+            .sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+    }
+
+    /// The requests the caller may see, optionally only those in `state`, newest first.
+    public func list(state: RentalState?, caller: Caller) throws(IntakeError) -> [RentalStatus] {
+        try visible(caller) {
+            if caller.isOperator { return try index.entities(state: state?.rawValue, limit: 100_000) }
+            return try index.entities(key: "submitted_by", value: String(caller.uid), limit: 100_000)
+                .filter { state == nil || $0.state == state?.rawValue }
+        }.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+    }
+
+    /// Polls the status of `id` until the allocator has decided (any state but `received`) or
+    /// `timeout` passes; returns the last status seen.
+    public func waitForDecision(_ id: String, caller: Caller, timeout: Duration) throws(IntakeError) -> RentalStatus {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let current = try status(id, caller: caller)
+            if current.state != .received || ContinuousClock.now >= deadline { return current }
+            _ = try? index.catchUp(from: journal)
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    // MARK: Helpers
+
+    private func visible(_ caller: Caller, _ query: () throws -> [IndexedEntity]) throws(IntakeError) -> [RentalStatus] {
+        do {
+            return try query().compactMap { RentalStatus(document: $0.document) }
+                .filter { caller.mayAccess(requestSubmittedBy: $0.submittedBy) }
+        } catch {
+            throw IntakeError(.ioError, "reading the status index: \(error)")
+        }
+    }
+
+    private func queuedStatus(_ id: String) throws(IntakeError) -> RentalStatus? {
+        guard let itemID = ItemID(id) else { return nil }
+        do {
+            guard let payload = try allocation.peek(id: itemID),
+                  let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(payload)) else { return nil }
+            return RentalStatus(received: command.request)
+        } catch {
+            throw IntakeError(error, doing: "looking for request \(id) in the spool")
+        }
+    }
+
+    private func isKnown(_ id: String) throws(IntakeError) -> Bool {
+        if (try? index.entity(id)) != nil { return true }
+        return try queuedStatus(id) != nil
+    }
+
+    private func keyName(_ key: String, _ caller: Caller) -> String { "\(caller.uid)-\(key)" }
+
+    private func recordedRequest(key: String, caller: Caller) throws(IntakeError) -> RentalRequest? {
+        do {
+            guard let bytes = try keys.read(keyName(key, caller)) else { return nil }
+            return try? JSONDecoder().decode(RentalRequest.self, from: Data(bytes))
+        } catch {
+            throw IntakeError(error, doing: "reading the idempotency key")
+        }
+    }
+
+    /// Journals `status` durably and writes it to the index at once. Failures are logged, not
+    /// thrown: the command is already durable in the queue, and the allocator's later steps
+    /// carry the whole status.
+    private func record(_ status: RentalStatus) {
+        let event = status.indexEvent()
+        do {
+            try journal.append([event.encoded()], durability: .durable)
+        } catch {
+            logger.warning("cannot journal status", metadata: ["request": "\(status.id)", "error": "\(error)"])
+        }
+        do {
+            try index.apply([event])
+        } catch {
+            logger.warning("cannot update status index", metadata: ["request": "\(status.id)", "error": "\(error)"])
+        }
+    }
+}
+
+/// Canonical JSON (sorted keys, unescaped slashes) of a value whose encoding cannot fail.
+public func canonicalJSON<T: Encodable>(_ value: T) -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return Array((try? encoder.encode(value)) ?? Data())
+}

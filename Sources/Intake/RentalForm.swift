@@ -1,0 +1,102 @@
+/// A rental request as typed by a customer, before validation.
+public struct RentalForm: Sendable, Equatable {
+    public var customer: String
+    public var contact: String
+    public var size: String
+    public var from: String
+    public var to: String?
+    public var months: Int?
+    public var idempotencyKey: String?
+
+    /// A form.
+    public init(customer: String, contact: String, size: String, from: String, to: String? = nil,
+                months: Int? = nil, idempotencyKey: String? = nil) {
+        self.customer = customer
+        self.contact = contact
+        self.size = size
+        self.from = from
+        self.to = to
+        self.months = months
+        self.idempotencyKey = idempotencyKey
+    }
+
+    /// The validated fields, or the first problem as a one-line ``IntakeError`` (exit 64 for a
+    /// misuse of the options, 65 for bad data).
+    public func validate(_ configuration: SystemConfiguration, today: CalendarDay = .today())
+        throws(IntakeError) -> (customer: String, contact: String, size: SizeClass, period: RentalPeriod) {
+        guard Self.isCustomer(customer) else {
+            throw IntakeError(.badData, "customer \(customer.debugDescription) is not an e-mail address, phone number or customer number (letters, digits, . @ + _ -; at most 128)")
+        }
+        guard Self.isEmail(contact) || Self.isPhone(contact) else {
+            throw IntakeError(.badData, "contact \(contact.debugDescription) is not an e-mail address or an international phone number like +4915112345678")
+        }
+        guard let size = configuration.size(named: size) else {
+            let known = configuration.sizes.map(\.name).joined(separator: ", ")
+            throw IntakeError(.badData, "unknown unit size \(size.debugDescription); sizes are \(known)")
+        }
+        guard let start = CalendarDay(iso: from) else {
+            throw IntakeError(.badData, "--from \(from.debugDescription) is not a date like 2027-01-31")
+        }
+        guard start >= today else { throw IntakeError(.badData, "--from \(start) is in the past (today is \(today))") }
+        let end: CalendarDay
+        switch (to, months) {
+        case (nil, nil): throw IntakeError(.usage, "give the end of the rental with --to DATE or --months N")
+        case (.some, .some): throw IntakeError(.usage, "give either --to or --months, not both")
+        case (let to?, nil):
+            guard let day = CalendarDay(iso: to) else { throw IntakeError(.badData, "--to \(to.debugDescription) is not a date like 2027-04-01") }
+            end = day
+        case (nil, let months?):
+            guard months >= 1, months <= configuration.maxPeriodMonths, let day = start.adding(months: months) else {
+                throw IntakeError(.badData, "--months must be between 1 and \(configuration.maxPeriodMonths)")
+            }
+            end = day
+        }
+        guard let period = RentalPeriod(start: start, end: end) else {
+            throw IntakeError(.badData, "--to \(end) must be after --from \(start)")
+        }
+        guard let limit = start.adding(months: configuration.maxPeriodMonths), end <= limit else {
+            throw IntakeError(.badData, "the period \(period) is longer than the maximum of \(configuration.maxPeriodMonths) months")
+        }
+        if let key = idempotencyKey, !Self.isIdempotencyKey(key) {
+            throw IntakeError(.badData, "--idempotency-key must be 1 to 128 letters, digits or . _ - (not starting with .)")
+        }
+        return (customer, contact, size, period)
+    }
+
+    static func isCustomer(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (1...128).contains(bytes.count), let first = bytes.first, isAlphanumeric(first) || first == UInt8(ascii: "+") else { return false }
+        return bytes.allSatisfy { isAlphanumeric($0) || ".@+_-".utf8.contains($0) }
+    }
+
+    static func isEmail(_ text: String) -> Bool {
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        guard text.utf8.count <= 254, parts.count == 2, (1...64).contains(parts[0].utf8.count) else { return false }
+        guard parts[0].utf8.allSatisfy({ isAlphanumeric($0) || "._%+-".utf8.contains($0) }),
+              parts[0].first != ".", parts[0].last != "." else { return false }
+        let labels = parts[1].split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { return false }
+        return labels.allSatisfy { label in
+            (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                && label.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+        }
+    }
+
+    static func isPhone(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.first == UInt8(ascii: "+") else { return false }
+        let digits = bytes.dropFirst()
+        return (6...15).contains(digits.count) && digits.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+
+    static func isIdempotencyKey(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (1...128).contains(bytes.count), bytes[0] != UInt8(ascii: ".") else { return false }
+        return bytes.allSatisfy { isAlphanumeric($0) || "._-".utf8.contains($0) }
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+}

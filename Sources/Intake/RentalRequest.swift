@@ -1,0 +1,161 @@
+import Spool
+
+/// A customer's request to rent a unit of a size for a period. Immutable once accepted; its id
+/// follows it through every queue item, journal record, log line, notification and status row.
+public struct RentalRequest: Codable, Sendable, Equatable {
+    /// The request id (a spool item id, time-ordered).
+    public var id: String
+    /// Who rents: an e-mail address, a phone number or a customer number.
+    public var customer: String
+    /// Where notifications go: an e-mail address or a phone number.
+    public var contact: String
+    /// The size class name.
+    public var size: String
+    /// The rental period.
+    public var period: RentalPeriod
+    /// The Unix user id that submitted it.
+    public var submittedBy: UInt32
+    /// The Unix user name that submitted it, for operators.
+    public var submittedByName: String
+    /// When it was accepted (milliseconds since the epoch).
+    public var createdAt: Int64
+    /// The idempotency key it was submitted with, if any.
+    public var idempotencyKey: String?
+
+    /// A request.
+    public init(id: String, customer: String, contact: String, size: String, period: RentalPeriod,
+                submittedBy: UInt32, submittedByName: String, createdAt: Int64, idempotencyKey: String? = nil) {
+        self.id = id
+        self.customer = customer
+        self.contact = contact
+        self.size = size
+        self.period = period
+        self.submittedBy = submittedBy
+        self.submittedByName = submittedByName
+        self.createdAt = createdAt
+        self.idempotencyKey = idempotencyKey
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, customer, contact, size, period
+        case submittedBy = "submitted_by", submittedByName = "submitted_by_name"
+        case createdAt = "created_at", idempotencyKey = "idempotency_key"
+    }
+}
+
+/// What the allocation queue carries: one command per item, as JSON.
+public enum AllocationCommand: Codable, Sendable, Equatable {
+    /// Assign a unit to this request (or reject it).
+    case allocate(RentalRequest)
+    /// Cancel this request, releasing its unit. Carries the request so that a cancel processed
+    /// before its allocate still knows whom to notify.
+    case cancel(RentalRequest, requestedAt: Int64)
+
+    /// The request the command is about.
+    public var request: RentalRequest {
+        switch self {
+        case .allocate(let request), .cancel(let request, _): return request
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case type, request
+        case requestedAt = "requested_at"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let request = try container.decode(RentalRequest.self, forKey: .request)
+        switch try container.decode(String.self, forKey: .type) {
+        case "allocate": self = .allocate(request)
+        case "cancel": self = .cancel(request, requestedAt: try container.decode(Int64.self, forKey: .requestedAt))
+        case let other:
+            throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown command \(other)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .allocate(let request):
+            try container.encode("allocate", forKey: .type)
+            try container.encode(request, forKey: .request)
+        case .cancel(let request, let requestedAt):
+            try container.encode("cancel", forKey: .type)
+            try container.encode(request, forKey: .request)
+            try container.encode(requestedAt, forKey: .requestedAt)
+        }
+    }
+
+    /// The key under which the allocator records the command as processed: a retried or
+    /// duplicated command has the same key and is a no-op.
+    public var idempotencyKey: String {
+        switch self {
+        case .allocate(let request): return "allocate:\(request.id)"
+        case .cancel(let request, _): return "cancel:\(request.id)"
+        }
+    }
+}
+
+/// A nearest alternative offered with a rejection.
+public struct Alternative: Codable, Sendable, Equatable {
+    /// A unit size free for the whole requested period, if any.
+    public var size: String?
+    /// The earliest start date at which a unit of the requested size is free for a period of the
+    /// same length, if any within the search horizon.
+    public var earliestStart: CalendarDay?
+
+    /// An alternative.
+    public init(size: String? = nil, earliestStart: CalendarDay? = nil) {
+        self.size = size
+        self.earliestStart = earliestStart
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case size
+        case earliestStart = "earliest_start"
+    }
+}
+
+/// What the notification queue carries: a message to deliver to a customer.
+public struct CustomerNotification: Codable, Sendable, Equatable {
+    /// What happened.
+    public enum Kind: String, Codable, Sendable {
+        case confirmation, rejection, cancellation
+    }
+
+    /// Unique per message; a redelivery has the same id (`<request id>-<kind>`).
+    public var eventId: String
+    /// What happened.
+    public var kind: Kind
+    /// The request, as accepted.
+    public var request: RentalRequest
+    /// The unit assigned (confirmations; cancellations of an assigned request).
+    public var unit: String?
+    /// The unit's site.
+    public var site: String?
+    /// Why the request was rejected.
+    public var reason: String?
+    /// The nearest alternative, for rejections.
+    public var alternative: Alternative?
+    /// When the allocator decided (milliseconds since the epoch).
+    public var decidedAt: Int64
+
+    /// A notification.
+    public init(kind: Kind, request: RentalRequest, unit: String? = nil, site: String? = nil,
+                reason: String? = nil, alternative: Alternative? = nil, decidedAt: Int64) {
+        eventId = "\(request.id)-\(kind.rawValue)"
+        self.kind = kind
+        self.request = request
+        self.unit = unit
+        self.site = site
+        self.reason = reason
+        self.alternative = alternative
+        self.decidedAt = decidedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case eventId = "event_id", kind, request, unit, site, reason, alternative
+        case decidedAt = "decided_at"
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Spool
+
+/// The states a rental request shows.
+public enum RentalState: String, Codable, Sendable, CaseIterable {
+    /// Accepted and queued for the allocator.
+    case received
+    /// A unit is assigned; the customer is not yet notified.
+    case assigned
+    /// Assigned, and the customer has been notified.
+    case confirmed
+    /// No unit was free; see `reason` (and `notified_at` once the customer knows).
+    case rejected
+    /// Cancelled; its unit, if any, is free again (and `notified_at` once the customer knows).
+    case cancelled
+    /// The rental period has ended.
+    case completed
+}
+
+/// A request's status as the status index holds it and `spoolctl status --json` prints it.
+///
+/// Each saga step produces the whole status anew at a higher ``version``: received (1),
+/// assigned or rejected (2), confirmed or rejection delivered (3), cancelled (4), cancellation
+/// delivered (5), completed (6), each times 1000, plus a counter for failed delivery attempts
+/// within a step. The index keeps the highest version, so steps may be projected in any order.
+public struct RentalStatus: Codable, Sendable, Equatable {
+    public var id: String
+    public var state: RentalState
+    public var customer: String
+    public var contact: String
+    public var size: String
+    public var from: CalendarDay
+    public var to: CalendarDay
+    public var unit: String?
+    public var site: String?
+    public var reason: String?
+    public var alternative: Alternative?
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+    /// When the customer was notified of the current state (confirmation, rejection or
+    /// cancellation).
+    public var notifiedAt: Timestamp?
+    /// When a cancel was requested.
+    public var cancelRequestedAt: Timestamp?
+    /// Failed delivery or processing attempts in the current step.
+    public var attempts: Int
+    /// The last such failure.
+    public var lastError: String?
+    public var submittedBy: UInt32
+    public var submittedByName: String
+    /// The index version of this status (see the type's description).
+    public var version: Int64
+
+    /// The status of a request just accepted.
+    public init(received request: RentalRequest) {
+        id = request.id
+        state = .received
+        customer = request.customer
+        contact = request.contact
+        size = request.size
+        from = request.period.start
+        to = request.period.end
+        createdAt = Timestamp(milliseconds: request.createdAt)
+        updatedAt = createdAt
+        attempts = 0
+        submittedBy = request.submittedBy
+        submittedByName = request.submittedByName
+        version = Self.version(step: 1)
+    }
+
+    /// The version of saga step `step` (1–6) after `attempts` failed attempts within it.
+    public static func version(step: Int64, attempts: Int = 0) -> Int64 { step * 1000 + Int64(min(max(attempts, 0), 999)) }
+
+    /// This status as an index event (keys: `customer`, `submitted_by`).
+    public func indexEvent() -> IndexEvent {
+        IndexEvent(entity: id, version: version, state: state.rawValue, at: updatedAt.milliseconds,
+                   keys: ["customer": customer, "submitted_by": String(submittedBy)], document: jsonText())
+    }
+
+    /// The status decoded from an index document.
+    public init?(document: String) {
+        guard let status = try? JSONDecoder().decode(RentalStatus.self, from: Data(document.utf8)) else { return nil }
+        self = status
+    }
+
+    /// Canonical JSON text (sorted keys): equal statuses give equal text.
+    public func jsonText() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, state, customer, contact, size, from, to, unit, site, reason, alternative, attempts, version
+        case createdAt = "created_at", updatedAt = "updated_at", notifiedAt = "notified_at"
+        case cancelRequestedAt = "cancel_requested_at", lastError = "last_error"
+        case submittedBy = "submitted_by", submittedByName = "submitted_by_name"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(state, forKey: .state)
+        try container.encode(customer, forKey: .customer)
+        try container.encode(contact, forKey: .contact)
+        try container.encode(size, forKey: .size)
+        try container.encode(from, forKey: .from)
+        try container.encode(to, forKey: .to)
+        try container.encode(unit, forKey: .unit)  // null until assigned, as documented
+        try container.encodeIfPresent(site, forKey: .site)
+        try container.encode(reason, forKey: .reason)
+        try container.encodeIfPresent(alternative, forKey: .alternative)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+        try container.encode(notifiedAt, forKey: .notifiedAt)
+        try container.encodeIfPresent(cancelRequestedAt, forKey: .cancelRequestedAt)
+        try container.encode(attempts, forKey: .attempts)
+        try container.encode(lastError, forKey: .lastError)
+        try container.encode(submittedBy, forKey: .submittedBy)
+        try container.encode(submittedByName, forKey: .submittedByName)
+        try container.encode(version, forKey: .version)
+    }
+}
+
+/// A point in time, milliseconds since the epoch; JSON form RFC 3339 UTC,
+/// `2027-01-31T09:15:02.123Z`.
+public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    /// Milliseconds since the Unix epoch.
+    public let milliseconds: Int64
+
+    /// A timestamp.
+    public init(milliseconds: Int64) { self.milliseconds = milliseconds }
+
+    /// Now.
+    public static func now() -> Timestamp { Timestamp(milliseconds: Clock.nowMilliseconds()) }
+
+    public var description: String {
+        let day = CalendarDay(daysSinceEpoch: Int(floorDivide(milliseconds, 86_400_000)))
+        let inDay = milliseconds - Int64(day.daysSinceEpoch) * 86_400_000
+        let hours = inDay / 3_600_000, minutes = inDay / 60000 % 60, seconds = inDay / 1000 % 60, millis = inDay % 1000
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(day)T\(pad(hours, 2)):\(pad(minutes, 2)):\(pad(seconds, 2)).\(pad(millis, 3))Z"
+    }
+
+    /// Parses the RFC 3339 form written by ``description``.
+    public init?(rfc3339 text: String) {
+        let parts = text.split(separator: "T")
+        guard parts.count == 2, let day = CalendarDay(iso: String(parts[0])), parts[1].hasSuffix("Z") else { return nil }
+        let clock = parts[1].dropLast().split(whereSeparator: { $0 == ":" || $0 == "." }).map { Int64($0) }
+        guard clock.count == 4, let h = clock[0], let m = clock[1], let s = clock[2], let ms = clock[3] else { return nil }
+        milliseconds = Int64(day.daysSinceEpoch) * 86_400_000 + h * 3_600_000 + m * 60000 + s * 1000 + ms
+    }
+
+    public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.milliseconds < rhs.milliseconds }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let value = Timestamp(rfc3339: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad timestamp \(text)"))
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
+    private func floorDivide(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a - b + 1) / b }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Intake
+import Logging
+import Spool
+
+/// Delivers one notification: to the customer's Maildir (always) and to the hook (when one is
+/// configured), then journals the new status (`confirmed`, or `notified_at` on a rejection or
+/// cancellation) and projects it into the index.
+///
+/// Idempotent: a delivered event is recorded in `notifier/delivered/<event id>`, and a redelivered
+/// item finds it and only re-journals the status. A confirmation for a rental that was cancelled
+/// meanwhile is not delivered (the cancellation follows). A failed attempt is journaled too, with
+/// its attempt count and error, so `status` shows them.
+public final class NotificationService: Sendable {
+    let configuration: SystemConfiguration
+    let maildir: MaildirDelivery
+    let hook: HookDelivery?
+    let delivered: RecordDirectory
+    let journal: Journal
+    let index: StatusIndex
+    let logger: Logger
+
+    /// A service over `spool`.
+    public init(spool: Spool, configuration: SystemConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        maildir = MaildirDelivery(root: configuration.effectiveMaildirRoot)
+        hook = configuration.notifyHook.isEmpty ? nil
+            : HookDelivery(command: configuration.notifyHook, timeout: .seconds(configuration.hookTimeoutSeconds))
+        delivered = try RecordDirectory(spool: spool, path: "notifier/delivered")
+        journal = try Journal(spool: spool)
+        index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+        self.logger = logger
+    }
+
+    /// Handles one queued notification.
+    public func handle(_ item: ClaimedItem) -> ProcessingOutcome {
+        guard let notification = try? JSONDecoder().decode(CustomerNotification.self, from: Data(item.payload)) else {
+            return .reject("undecodable notification")
+        }
+        let request = notification.request.id
+        let current = (try? index.entity(request)).flatMap { $0.flatMap { RentalStatus(document: $0.document) } }
+        do {
+            if try delivered.read(notification.eventId) == nil {
+                if notification.kind == .confirmation, let current, current.state == .cancelled {
+                    logger.info("confirmation superseded by a cancellation; not delivered", metadata: ["request": "\(request)"])
+                    return .done
+                }
+                try deliver(notification)
+                _ = try delivered.createOnce(notification.eventId, Array(Timestamp.now().description.utf8))
+                logger.info("customer notified", metadata: ["request": "\(request)", "kind": "\(notification.kind.rawValue)",
+                                                           "contact": "\(notification.request.contact)"])
+            }
+            let notifiedAt = try delivered.read(notification.eventId).flatMap { Timestamp(rfc3339: String(decoding: $0, as: UTF8.self)) }
+            try record(status(after: notification, current: current, notifiedAt: notifiedAt ?? .now(), failure: nil, attempts: 0))
+            return .done
+        } catch {
+            let attempts = item.attempts + 1
+            logger.error("delivery failed", metadata: ["request": "\(request)", "attempt": "\(attempts)", "error": "\(error)"])
+            try? record(status(after: notification, current: current, notifiedAt: nil, failure: "\(error)", attempts: attempts))
+            return .retry("\(error)")
+        }
+    }
+
+    private func deliver(_ notification: CustomerNotification) throws {
+        let message = MessageRenderer.render(notification, sender: configuration.sender, date: Clock.nowMilliseconds())
+        try maildir.deliver(message, customer: notification.request.customer, eventId: notification.eventId)
+        try hook?.deliver(notification)
+    }
+
+    /// The status after delivering (or failing to deliver) `notification`.
+    func status(after notification: CustomerNotification, current: RentalStatus?, notifiedAt: Timestamp?,
+                failure: String?, attempts: Int) -> RentalStatus {
+        var status = RentalStatus(received: notification.request)
+        status.unit = notification.unit
+        status.site = notification.site
+        status.reason = notification.reason
+        status.alternative = notification.alternative
+        status.cancelRequestedAt = current?.cancelRequestedAt
+        status.updatedAt = notifiedAt ?? .now()
+        status.notifiedAt = notifiedAt
+        status.attempts = attempts
+        status.lastError = failure
+        let delivered = notifiedAt != nil
+        switch notification.kind {
+        case .confirmation:
+            status.state = delivered ? .confirmed : .assigned
+            status.version = RentalStatus.version(step: delivered ? 3 : 2, attempts: attempts)
+        case .rejection:
+            status.state = .rejected
+            status.version = RentalStatus.version(step: delivered ? 3 : 2, attempts: attempts)
+        case .cancellation:
+            status.state = .cancelled
+            status.version = RentalStatus.version(step: delivered ? 5 : 4, attempts: attempts)
+        }
+        return status
+    }
+
+    private func record(_ status: RentalStatus) throws {
+        let event = status.indexEvent()
+        try journal.append([event.encoded()], durability: .durable)
+        try index.apply([event])
+    }
+}

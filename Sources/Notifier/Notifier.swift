@@ -1,5 +1,0 @@
-import Spool
-import Intake
-
-/// The queue the notifier consumes.
-public let notifierInputQueue: QueueName = .notifications

@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A directory of small, durable records below the spool root (`state/`, `intake/keys/`, …),
+/// for the bits of state that programs share outside the queues: idempotency keys, breaker
+/// state, health. Every write is staged in `tmp/`, `fsync`ed, published by one rename or link,
+/// and the directory `fsync`ed; readers never see a partial record.
+public final class RecordDirectory: Sendable {
+    let directory: Directory
+    let spool: Spool
+
+    /// Opens (creating) `path` below the spool root, e.g. `intake/keys`; every component is
+    /// opened without following symlinks.
+    public init(spool: Spool, path: String) throws(SpoolError) {
+        self.spool = spool
+        var current = spool.root
+        for component in path.split(separator: "/") {
+            guard Names.isSafeComponent(String(component)) else { throw .invalidName(path) }
+            current = try current.subdirectory(String(component), create: true)
+        }
+        directory = current
+    }
+
+    /// The record `name`, or nil if there is none.
+    public func read(_ name: String, limit: Int = 1 << 20) throws(SpoolError) -> [UInt8]? {
+        guard Names.isSafeComponent(name, allowDots: true) else { throw .invalidName(name) }
+        do { return try directory.readFile(name, limit: limit) } catch .notFound { return nil }
+    }
+
+    /// Replaces (or creates) the record `name` atomically and durably.
+    public func write(_ name: String, _ bytes: [UInt8]) throws(SpoolError) {
+        guard Names.isSafeComponent(name, allowDots: true) else { throw .invalidName(name) }
+        try directory.createDurably(name, contents: bytes, staging: spool.staging)
+    }
+
+    /// Creates the record `name` with `bytes` unless it exists; returns nil when this call created
+    /// it, or the existing record's bytes. Of several concurrent callers exactly one creates it.
+    public func createOnce(_ name: String, _ bytes: [UInt8]) throws(SpoolError) -> [UInt8]? {
+        guard Names.isSafeComponent(name, allowDots: true) else { throw .invalidName(name) }
+        let calls = spool.configuration.calls
+        let stagingName = "\(ItemID.generate().rawValue).\(getpid())"
+        try spool.staging.createDurably(stagingName, contents: bytes, staging: spool.staging)
+        defer { try? calls.unlink(spool.staging.descriptor, stagingName, 0) }
+        do {
+            try calls.link(spool.staging.descriptor, stagingName, directory.descriptor, name)
+        } catch let error where error.errno == EEXIST {
+            return try read(name) ?? []
+        } catch {
+            throw .system(operation: "create", path: directory.child(name), error)
+        }
+        try directory.sync()
+        return nil
+    }
+
+    /// Removes the record `name`; no error if there is none.
+    public func remove(_ name: String) throws(SpoolError) {
+        guard Names.isSafeComponent(name, allowDots: true) else { throw .invalidName(name) }
+        do { try directory.remove(name, operation: "remove") } catch .notFound { return }
+        try directory.sync()
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `<name>.lock` in this directory: serializes
+    /// read-modify-write of a record across processes.
+    public func withLock<T>(_ name: String, _ body: () throws -> T) throws -> T {
+        guard Names.isSafeComponent(name, allowDots: true) else { throw SpoolError.invalidName(name) }
+        let calls = spool.configuration.calls
+        let fd: Int32
+        do {
+            fd = try calls.open(directory.descriptor, "\(name).lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0o660)
+        } catch {
+            throw SpoolError.system(operation: "open", path: directory.child("\(name).lock"), error)
+        }
+        defer { try? calls.close(fd) }
+        do { try calls.lock(fd, LOCK_EX) } catch {
+            throw SpoolError.system(operation: "lock", path: directory.child("\(name).lock"), error)
+        }
+        return try body()
+    }
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import Intake
+
+struct Submit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit a rental request; prints its id once it is durably queued.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "Who rents: e-mail address, phone number or customer number.")
+    var customer: String
+
+    @Option(help: "Where notifications go: e-mail address or +phone.")
+    var contact: String
+
+    @Option(help: "Unit size class (S, M, L, XL by default).")
+    var size: String
+
+    @Option(help: "First day of the rental (YYYY-MM-DD).")
+    var from: String
+
+    @Option(help: "Day the rental ends: the day after the last day (YYYY-MM-DD).")
+    var to: String?
+
+    @Option(help: "Length in months, instead of --to.")
+    var months: Int?
+
+    @Option(name: .customLong("idempotency-key"), help: "A retried submit with the same key returns the first request.")
+    var idempotencyKey: String?
+
+    @Option(help: "Wait up to SECONDS (default 30) for the allocator's decision.")
+    var wait: Int?
+
+    func run() throws {
+        let (intake, caller) = try global.intake()
+        let form = RentalForm(customer: customer, contact: contact, size: size, from: from, to: to, months: months,
+                              idempotencyKey: idempotencyKey)
+        let submission = try global.reporting { try intake.submit(form, caller: caller) }
+        guard let wait else {
+            if global.json {
+                printJSONObject(["id": submission.id, "created": submission.created, "state": "received"])
+            } else {
+                print(submission.created ? "request \(submission.id) accepted" : "request \(submission.id) (already submitted with this key)")
+            }
+            return
+        }
+        let status = try global.reporting { try intake.waitForDecision(submission.id, caller: caller, timeout: .seconds(max(0, wait))) }
+        if global.json { printJSON(status) } else { print(Self.sentence(status)) }
+        if status.state == .received {
+            throw Failure(IntakeError(.tryAgain, "request \(submission.id) is still queued after \(wait) s; it stays queued (spoolctl status \(submission.id))"),
+                          json: false)
+        }
+    }
+
+    static func sentence(_ status: RentalStatus) -> String {
+        switch status.state {
+        case .assigned, .confirmed:
+            return "request \(status.id) \(status.state.rawValue): unit \(status.unit ?? "?") at \(status.site ?? "?"), \(status.size), \(status.from) until \(status.to)"
+        case .rejected:
+            return "request \(status.id) rejected: \(status.reason ?? "no unit available")"
+        default:
+            return "request \(status.id) \(status.state.rawValue)"
+        }
+    }
+}
+
+struct Cancel: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Cancel a rental request; its unit is released.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The request id.")
+    var id: String
+
+    func run() throws {
+        let (intake, caller) = try global.intake()
+        let outcome = try global.reporting { try intake.cancel(id, caller: caller) }
+        switch outcome {
+        case .requested:
+            if global.json { printJSONObject(["id": id, "result": "cancel-requested"]) } else {
+                print("cancel of request \(id) requested; its unit is released and the customer notified shortly")
+            }
+        case .nothingToDo(let message):
+            if global.json { printJSONObject(["id": id, "result": "no-op", "message": message]) } else { print(message) }
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show one request (by id) or a customer's requests, newest first.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The request id.")
+    var id: String?
+
+    @Option(help: "Show every request of this customer instead.")
+    var customer: String?
+
+    func validate() throws {
+        guard (id == nil) != (customer == nil) else { throw ValidationError("give a request id or --customer, not both or neither") }
+    }
+
+    func run() throws {
+        let (intake, caller) = try global.intake()
+        if let id {
+            let status = try global.reporting { try intake.status(id, caller: caller) }
+            if global.json { printJSON(status) } else { print(status.details) }
+        } else if let customer {
+            let statuses = try global.reporting { try intake.statuses(customer: customer, caller: caller) }
+            printStatuses(statuses, json: global.json)
+        }
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the requests you may see (all of them for operators), newest first.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "Only requests in this state: received, assigned, confirmed, rejected, cancelled, completed.")
+    var state: String?
+
+    func run() throws {
+        var filter: RentalState?
+        if let state {
+            guard let parsed = RentalState(rawValue: state) else {
+                throw Failure(IntakeError(.usage, "unknown state \(state.debugDescription); states are \(RentalState.allCases.map(\.rawValue).joined(separator: ", "))"),
+                              json: global.json)
+            }
+            filter = parsed
+        }
+        let (intake, caller) = try global.intake()
+        printStatuses(try global.reporting { try intake.list(state: filter, caller: caller) }, json: global.json)
+    }
+}
+
+func printStatuses(_ statuses: [RentalStatus], json: Bool) {
+    if json {
+        printJSON(statuses)
+    } else if statuses.isEmpty {
+        print("no requests")
+    } else {
+        print(Table(headers: RentalStatus.tableHeaders, rows: statuses.map(\.tableRow)).render())
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Intake
+import Spool
+
+/// `spoolctl`: the single front door of the rental system.
+@main
+struct Spoolctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spoolctl",
+        abstract: "Rent self-storage units: submit, cancel and look up rental requests; run and operate the spool.",
+        discussion: """
+            Every command finds the spool from --spool, else SPOOL_ROOT, else the configuration file \
+            (--config, SPOOL_CONFIG, /etc/self-storage/spool.conf), else ./spool. Every command takes \
+            --json. Exit codes follow sysexits: 64 usage, 65 bad data, 66 no such request or unit, \
+            73 cannot create, 74 I/O error, 75 try again later, 77 not permitted.
+            """,
+        subcommands: [
+            Submit.self, Cancel.self, Status.self, List.self, Units.self,
+            Up.self, Reconcile.self, Queues.self, Dead.self, Index.self,
+        ])
+
+    /// ArgumentParser has no option with an optional value; `--wait` alone means `--wait 30`.
+    static func normalizedArguments(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            result.append(argument)
+            if argument == "--wait" {
+                let next = index + 1 < arguments.count ? arguments[index + 1] : nil
+                if next.flatMap({ Int($0) }) == nil { result.append("30") }
+            }
+        }
+        return result
+    }
+
+    static func main() {
+        let arguments = normalizedArguments(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch let failure as Failure {
+            FileHandle.standardError.write(Data("spoolctl: \(failure.error.message)\n".utf8))
+            Foundation.exit(failure.error.code.rawValue)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// Where the spool and the configuration are.
+struct GlobalOptions: ParsableArguments {
+    @Option(help: "Spool root directory.")
+    var spool: String?
+
+    @Option(help: "Configuration file.")
+    var config: String?
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func configuration() throws -> SystemConfiguration {
+        do { return try SystemConfiguration.load(explicitPath: config, spoolOverride: spool) } catch {
+            throw Failure(IntakeError(.badData, "configuration: \(error)"), json: json)
+        }
+    }
+
+    func caller(_ configuration: SystemConfiguration) -> Caller { Caller.current(operatorGroup: configuration.operatorGroup) }
+
+    func intake() throws -> (IntakeService, Caller) {
+        let configuration = try configuration()
+        let logger = DaemonLogging.bootstrap("spoolctl", environment: ["SPOOL_LOG_LEVEL": "warning"].merging(
+            SystemConfiguration.currentEnvironment()) { _, environment in environment })
+        do { return (try IntakeService(configuration: configuration, logger: logger), caller(configuration)) } catch {
+            throw Failure(error, json: json)
+        }
+    }
+
+    /// Runs `body`, turning an ``IntakeError`` into a one-line message and its exit code.
+    func reporting<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as IntakeError {
+            throw Failure(error, json: json)
+        }
+    }
+
+    func requireOperator(_ caller: Caller, to action: String) throws {
+        guard caller.isOperator else {
+            throw Failure(IntakeError(.notPermitted, "only root or members of the operator group may \(action)"), json: json)
+        }
+    }
+}
+
+/// A failed command: prints its one line (and, with --json, an object) and exits with its code.
+struct Failure: Error, CustomStringConvertible {
+    let error: IntakeError
+
+    init(_ error: IntakeError, json: Bool) {
+        self.error = error
+        if json {
+            var object: [String: Any] = ["error": error.message, "exit_code": Int(error.code.rawValue)]
+            if let seconds = error.retryAfterSeconds { object["retry_after_seconds"] = seconds }
+            printJSONObject(object)
+        }
+    }
+
+    var description: String { error.message }
+}

@@ -1,2 +1,0 @@
-import Spool
-print("spoolctl")
