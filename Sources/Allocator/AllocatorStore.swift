@@ -44,8 +44,9 @@ public final class AllocatorStore: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)
         configuration.label = "allocator"
+        SpoolProcess.precreatePrivateFile("\(directory)/state.sqlite")
         database = try DatabasePool(path: "\(directory)/state.sqlite", configuration: configuration)
-        try Self.migrator.migrate(database)
+        try SpoolProcess.withFileLock("\(directory)/state.sqlite.lock") { try Self.migrator.migrate(database) }
     }
 
     private static var migrator: DatabaseMigrator {

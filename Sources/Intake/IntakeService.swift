@@ -105,7 +105,8 @@ public final class IntakeService: Sendable {
         case nothingToDo(String)
     }
 
-    /// Requests cancellation of request `id`. Cancelling twice is harmless.
+    /// Requests cancellation of request `id`. Cancelling twice is harmless. A request the
+    /// allocator has not started on is withdrawn from its queue, so it is never assigned.
     ///
     /// - Throws: ``IntakeError``: 66 for an unknown id, 77 for another user's request, 74/75 for
     ///   I/O failures.
@@ -118,13 +119,28 @@ public final class IntakeService: Sendable {
         case .received, .assigned, .confirmed: break
         }
         let now = Clock.nowMilliseconds()
+        // Not yet allocated: take the allocate command out of the queue, so that the allocator
+        // sees only the cancel and never assigns a unit. If the allocator holds it already,
+        // the cancel follows it and releases the unit.
+        var withdrawn: ClaimedItem?
+        if current.state == .received, let itemID = ItemID(id) {
+            do { withdrawn = try allocation.claim(id: itemID, lease: .seconds(60)) } catch {
+                throw IntakeError(error, doing: "withdrawing the queued request")
+            }
+        }
         let request = RentalRequest(id: current.id, customer: current.customer, contact: current.contact, size: current.size,
                                     period: RentalPeriod(start: current.from, end: current.to)!, submittedBy: current.submittedBy,
                                     submittedByName: current.submittedByName, createdAt: current.createdAt.milliseconds)
         do {
             try allocation.enqueue(canonicalJSON(AllocationCommand.cancel(request, requestedAt: now)))
         } catch {
+            if let withdrawn { try? allocation.release(withdrawn) }
             throw IntakeError(error, doing: "queueing the cancel")
+        }
+        if let withdrawn {
+            // The cancel is durable; the allocate goes. Should this fail, the allocate returns
+            // when its lease expires and is decided before or after the cancel: both are safe.
+            try? allocation.acknowledge(withdrawn)
         }
         logger.info("cancel requested", metadata: ["request": "\(id)", "by": "\(caller.name)"])
         current.cancelRequestedAt = Timestamp(milliseconds: now)

@@ -88,6 +88,11 @@ public final class Queue: Sendable {
     /// - Throws: ``SpoolError/system(operation:path:_:)`` when the queue cannot be read at all.
     public func claimNext(lease: Duration) throws(SpoolError) -> ClaimedItem? {
         while let candidate = try nextCandidate() {
+            // A hinted arrival may be a retry scheduled for later.
+            if candidate.entry.due > Clock.nowMilliseconds() {
+                cursor.withLock { $0.nextDue = min($0.nextDue ?? candidate.entry.due, candidate.entry.due) }
+                continue
+            }
             if let item = try claim(candidate, lease: lease) { return item }
         }
         return nil

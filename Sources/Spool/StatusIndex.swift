@@ -29,8 +29,12 @@ public final class StatusIndex: Sendable {
         if readOnly {
             guard FileManager.default.fileExists(atPath: path) else { throw SpoolError.notFound("status index \(path)") }
         }
+        if !readOnly { SpoolProcess.precreatePrivateFile(path) }
         database = try DatabasePool(path: path, configuration: configuration)
-        if !readOnly { try Self.migrator.migrate(database) }
+        if !readOnly {
+            // Processes starting together must not both create the schema.
+            try SpoolProcess.withFileLock(path + ".lock") { try Self.migrator.migrate(database) }
+        }
     }
 
     /// Where a spool keeps its status index: `index/status.sqlite` below the root (the `index`

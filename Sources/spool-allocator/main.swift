@@ -16,6 +16,7 @@ struct AllocatorCommand: ParsableCommand {
     var config: String?
 
     func run() throws {
+        SpoolProcess.prepare()
         let environment = SystemConfiguration.currentEnvironment()
         let logger = DaemonLogging.bootstrap("allocator", environment: environment)
         let configuration: SystemConfiguration

@@ -16,6 +16,7 @@ struct NotifierCommand: ParsableCommand {
     var config: String?
 
     func run() throws {
+        SpoolProcess.prepare()
         let environment = SystemConfiguration.currentEnvironment()
         let logger = DaemonLogging.bootstrap("notifier", environment: environment)
         let configuration: SystemConfiguration

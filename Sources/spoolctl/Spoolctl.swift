@@ -34,6 +34,7 @@ struct Spoolctl: ParsableCommand {
     }
 
     static func main() {
+        SpoolProcess.prepare()
         let arguments = normalizedArguments(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(arguments)
@@ -42,7 +43,12 @@ struct Spoolctl: ParsableCommand {
             FileHandle.standardError.write(Data("spoolctl: \(failure.error.message)\n".utf8))
             Foundation.exit(failure.error.code.rawValue)
         } catch {
-            exit(withError: error)
+            // Help and version go out as ArgumentParser prints them; usage errors as one line.
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }
+            let message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "usage error"
+            FileHandle.standardError.write(Data("spoolctl: \(message) (see spoolctl help)\n".utf8))
+            Foundation.exit(code == .validationFailure ? 64 : code.rawValue)
         }
     }
 }

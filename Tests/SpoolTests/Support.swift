@@ -64,11 +64,12 @@ func productsDirectory() -> String {
     return ".build/debug"
 }
 
-/// A child process with its output collected.
+/// A child process whose stdout and stderr are drained continuously (a daemon that logs a lot
+/// must never block on a full pipe) and collected.
 final class ChildProcess: @unchecked Sendable {
     let process = Process()
-    let output = Pipe()
-    let errors = Pipe()
+    private let output = Collector()
+    private let errors = Collector()
 
     init(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "\(productsDirectory())/\(executable)")
@@ -77,17 +78,45 @@ final class ChildProcess: @unchecked Sendable {
         environment["SWIFT_BACKTRACE"] = "enable=no"
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
-        process.standardOutput = output
-        process.standardError = errors
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        process.standardInput = FileHandle.nullDevice
         try process.run()
+        output.drain(outPipe.fileHandleForReading)
+        errors.drain(errPipe.fileHandleForReading)
     }
 
-    /// Waits for exit; returns status, stdout and stderr.
+    /// Waits for exit and for the end of both streams; returns status, stdout and stderr.
     func finish() -> (status: Int32, output: String, errors: String) {
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        return (process.terminationStatus, output.text(), errors.text())
+    }
+
+    private final class Collector: @unchecked Sendable {
+        private let lock = NSLock()
+        private var data = Data()
+        private let done = DispatchSemaphore(value: 0)
+
+        func drain(_ handle: FileHandle) {
+            Thread.detachNewThread { [self] in
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    lock.lock()
+                    data.append(chunk)
+                    lock.unlock()
+                }
+                done.signal()
+            }
+        }
+
+        func text() -> String {
+            done.wait()
+            lock.lock()
+            defer { lock.unlock() }
+            return String(decoding: data, as: UTF8.self)
+        }
     }
 }
 

@@ -1,0 +1,78 @@
+import Foundation
+import Synchronization
+import Intake
+import Testing
+@testable import Allocator
+@testable import Spool
+
+/// Many requests, few units, two allocator processes: the invariants hold.
+@Suite(.serialized) struct LoadTests {
+    @Test func fiveHundredRequestsForFiftyUnitsNeverDoubleBook() throws {
+        let system = try SystemFixture(settings: ["breaker_high_water": "100000", "breaker_low_water": "10"])
+        let sizes = ["S", "M", "L", "XL"]
+        try system.ctl(["units", "import", try unitsFile(system, count: 50, sizes: sizes)])
+        try system.start("spool-allocator", name: "allocator-1")
+        try system.start("spool-allocator", name: "allocator-2")
+        try system.start("spool-notifier")
+
+        var random = SeededGenerator(seed: 500)
+        let base = CalendarDay(iso: "2099-01-01")!
+        let forms: [[String]] = (0..<500).map { index in
+            let start = base.adding(days: Int.random(in: 0..<365, using: &random))
+            let end = start.adding(days: Int.random(in: 7...120, using: &random))
+            return ["submit", "--customer", "load-\(index % 37)", "--contact", "+4915112345678",
+                    "--size", sizes.randomElement(using: &random)!, "--from", "\(start)", "--to", "\(end)", "--json"]
+        }
+        let ids = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { lane in
+            for index in stride(from: lane, to: forms.count, by: 4) {
+                guard let result = try? system.ctl(forms[index]), result.status == 0,
+                      let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
+                      let id = object["id"] as? String else { continue }
+                ids.withLock { $0.append(id) }
+            }
+        }
+        let submitted = ids.withLock { $0 }
+        #expect(submitted.count == 500)
+
+        let spool = try Spool(path: system.spool)
+        let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+        let settled = system.eventually(120) {
+            guard let rows = try? index.dump(), rows.count == 500 else { return false }
+            return rows.allSatisfy { row in
+                guard let status = RentalStatus(document: row.document) else { return false }
+                return (status.state == .confirmed || status.state == .rejected) && status.notifiedAt != nil
+            }
+        }
+        #expect(settled, "every request reaches a terminal, notified state")
+
+        // No unit is assigned to overlapping periods.
+        let store = try AllocatorStore(spool: spool)
+        let assignments = try store.assignments()
+        for (unit, held) in Dictionary(grouping: assignments, by: \.unit) {
+            let periods = held.map(\.period).sorted { $0.start < $1.start }
+            for (earlier, later) in zip(periods, periods.dropFirst()) {
+                #expect(!earlier.overlaps(later), "unit \(unit) double-booked: \(earlier) and \(later)")
+            }
+        }
+        let rows = try index.dump().compactMap { RentalStatus(document: $0.document) }
+        #expect(Set(rows.filter { $0.state == .confirmed }.map(\.id)) == Set(assignments.map(\.request)))
+        #expect(rows.filter { $0.state == .confirmed }.count > 100 && rows.filter { $0.state == .rejected }.count > 10,
+                "the load exercises both outcomes")
+
+        // CQRS: the live index equals a replay of the journal.
+        let rebuilt = try StatusIndex(path: system.directory.sub("rebuilt.sqlite"))
+        try rebuilt.rebuild(from: Journal(spool: spool))
+        #expect(try rebuilt.dump() == (try index.dump()))
+        #expect(try spool.queue(.allocation).counts() == QueueCounts())
+        #expect(try spool.queue(.notifications).counts() == QueueCounts())
+        #expect(filesBelow("\(system.spool)/corrupt").isEmpty)
+    }
+
+    private func unitsFile(_ system: SystemFixture, count: Int, sizes: [String]) throws -> String {
+        let path = system.directory.sub("units.csv")
+        let lines = ["id,size,site"] + (0..<count).map { "U-\($0),\(sizes[$0 % sizes.count]),Site \($0 % 3)" }
+        try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+}
