@@ -194,6 +194,19 @@ import Testing
         #expect(try queue.claimNext(lease: .seconds(5)) != nil)
     }
 
+    @Test func aRetrySeenByTheWatcherIsNotClaimedBeforeItIsDue() throws {
+        let (_, spool) = try makeSpool()
+        let queue = try spool.queue(queueName, retry: RetryPolicy(baseDelay: .seconds(30)))
+        let watcher = try QueueWatcher(queue: queue)
+        try queue.enqueue([1])
+        #expect(watcher.wait(timeout: .seconds(5)))
+        let item = try #require(try queue.claimNext(lease: .seconds(5)))
+        _ = try queue.retryLater(item, error: "later")
+        #expect(watcher.wait(timeout: .seconds(5)), "the retry's rename is an arrival")
+        #expect(try queue.claimNext(lease: .seconds(5)) == nil)
+        #expect(queue.nextDueTime.map { $0 > Clock.nowMilliseconds() + 10_000 } == true)
+    }
+
     @Test func stagingDebrisIsSwept() throws {
         let (directory, spool) = try makeSpool()
         try Data("half".utf8).write(to: URL(fileURLWithPath: directory.sub("spool/tmp/crashed")))
