@@ -79,6 +79,13 @@ final class SystemFixture: @unchecked Sendable {
         return daemon.finish().status
     }
 
+    /// Kills a daemon with SIGKILL (a crash) and waits.
+    func crash(_ name: String) {
+        guard let daemon = daemons.removeValue(forKey: name) else { return }
+        Glibc.kill(daemon.process.processIdentifier, SIGKILL)
+        _ = daemon.finish()
+    }
+
     /// Waits up to `seconds` for `condition`.
     func eventually(_ seconds: Double = 20, _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
