@@ -77,6 +77,12 @@ let package = Package(
             dependencies: ["Spool"],
             path: "Tests/Exerciser"
         ),
+        // Benchmarks against a raw syscall baseline: `swift run -c release spool-bench`.
+        .executableTarget(
+            name: "spool-bench",
+            dependencies: ["Spool", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Benchmarks/spool-bench"
+        ),
         // A SQLite VFS that injects I/O faults into the status index, for the fault tests.
         .target(
             name: "SQLiteFaults",
