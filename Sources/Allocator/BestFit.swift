@@ -16,7 +16,9 @@ import Intake
 public enum BestFit {
     /// A unit with the periods it holds.
     public struct Candidate: Sendable {
+        /// The unit.
         public var unit: StorageUnit
+        /// The periods it is rented for.
         public var holdings: [RentalPeriod]
 
         /// A candidate.

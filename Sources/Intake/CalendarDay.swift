@@ -85,11 +85,7 @@ public struct CalendarDay: Hashable, Comparable, Sendable, Codable, CustomString
 
     public var description: String {
         let (year, month, day) = components
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))"
+        return "\(zeroPadded(year, 4))-\(zeroPadded(month, 2))-\(zeroPadded(day, 2))"
     }
 
     public static func < (lhs: CalendarDay, rhs: CalendarDay) -> Bool { lhs.daysSinceEpoch < rhs.daysSinceEpoch }
@@ -131,4 +127,10 @@ public struct RentalPeriod: Hashable, Sendable, Codable, CustomStringConvertible
     public var description: String { "\(start)..\(end)" }
 
     enum CodingKeys: String, CodingKey { case start = "from", end = "to" }
+}
+
+/// `value` in decimal, left-padded with zeros to `width` digits.
+func zeroPadded(_ value: some BinaryInteger, _ width: Int) -> String {
+    let text = String(value)
+    return String(repeating: "0", count: max(0, width - text.count)) + text
 }

@@ -1,11 +1,18 @@
 /// A rental request as typed by a customer, before validation.
 public struct RentalForm: Sendable, Equatable {
+    /// `--customer`.
     public var customer: String
+    /// `--contact`.
     public var contact: String
+    /// `--size`.
     public var size: String
+    /// `--from`.
     public var from: String
+    /// `--to`, or nil with `--months`.
     public var to: String?
+    /// `--months`, or nil with `--to`.
     public var months: Int?
+    /// `--idempotency-key`.
     public var idempotencyKey: String?
 
     /// A form.

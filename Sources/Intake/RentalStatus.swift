@@ -24,18 +24,31 @@ public enum RentalState: String, Codable, Sendable, CaseIterable {
 /// delivered (5), completed (6), each times 1000, plus a counter for failed delivery attempts
 /// within a step. The index keeps the highest version, so steps may be projected in any order.
 public struct RentalStatus: Codable, Sendable, Equatable {
+    /// The request id.
     public var id: String
+    /// Where the request is in the saga.
     public var state: RentalState
+    /// Who rents.
     public var customer: String
+    /// Where notifications go.
     public var contact: String
+    /// The size class.
     public var size: String
+    /// First day of the rental.
     public var from: CalendarDay
+    /// The day after the last day.
     public var to: CalendarDay
+    /// The unit assigned (kept after a cancellation, which released it); nil before.
     public var unit: String?
+    /// The unit's site.
     public var site: String?
+    /// Why it was rejected.
     public var reason: String?
+    /// The nearest alternative offered with a rejection.
     public var alternative: Alternative?
+    /// When it was accepted.
     public var createdAt: Timestamp
+    /// When this status was reached.
     public var updatedAt: Timestamp
     /// When the customer was notified of the current state (confirmation, rejection or
     /// cancellation).
@@ -46,7 +59,9 @@ public struct RentalStatus: Codable, Sendable, Equatable {
     public var attempts: Int
     /// The last such failure.
     public var lastError: String?
+    /// The Unix user id that submitted it (access control).
     public var submittedBy: UInt32
+    /// That user's name.
     public var submittedByName: String
     /// The index version of this status (see the type's description).
     public var version: Int64
@@ -138,11 +153,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
         let day = CalendarDay(daysSinceEpoch: Int(floorDivide(milliseconds, 86_400_000)))
         let inDay = milliseconds - Int64(day.daysSinceEpoch) * 86_400_000
         let hours = inDay / 3_600_000, minutes = inDay / 60000 % 60, seconds = inDay / 1000 % 60, millis = inDay % 1000
-        func pad(_ value: Int64, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(day)T\(pad(hours, 2)):\(pad(minutes, 2)):\(pad(seconds, 2)).\(pad(millis, 3))Z"
+        return "\(day)T\(zeroPadded(hours, 2)):\(zeroPadded(minutes, 2)):\(zeroPadded(seconds, 2)).\(zeroPadded(millis, 3))Z"
     }
 
     /// Parses the RFC 3339 form written by ``description``.

@@ -30,7 +30,7 @@ public struct MaildirDelivery: Sendable {
               !eventId.isEmpty, !eventId.hasPrefix("."), !eventId.contains("/") else {
             throw Failure(description: "unsafe maildir name for customer \(customer.debugDescription)")
         }
-        try makeDirectory(root, recursive: true)
+        try makeDirectories(root)
         let rootFD = try openDirectory(AT_FDCWD, root, follow: true)
         defer { close(rootFD) }
         try makeDirectory(at: rootFD, customer)
@@ -102,7 +102,7 @@ public struct MaildirDelivery: Sendable {
         if mkdirat(parent, name, 0o750) != 0 && errno != EEXIST { throw failure("mkdir \(name)") }
     }
 
-    private func makeDirectory(_ path: String, recursive: Bool) throws {
+    private func makeDirectories(_ path: String) throws {
         var prefix = path.hasPrefix("/") ? "/" : ""
         for component in path.split(separator: "/") {
             prefix += component

@@ -62,9 +62,8 @@ extension Queue {
     /// not in the queue (never enqueued, acknowledged, or dead).
     public func peek(id: ItemID) throws(SpoolError) -> [UInt8]? {
         let prefix = "\(id.rawValue)."
-        let places: [(Directory, [String])] = [
-            (try bucket(id.bucket), try bucket(id.bucket).names()), (active, try active.names()),
-        ]
+        let waiting = try bucket(id.bucket)
+        let places: [(Directory, [String])] = [(waiting, try waiting.names()), (active, try active.names())]
         for (directory, names) in places {
             for name in names where name.hasPrefix(prefix) {
                 guard let bytes = try? directory.readFile(name, limit: spool.configuration.maxItemBytes + 4096),

@@ -1,7 +1,6 @@
 import Allocator
 import ArgumentParser
 import Intake
-import Spool
 
 /// `spool-allocator`: the allocator daemon. Run by systemd (`Type=notify`), or by `spoolctl up`.
 struct AllocatorCommand: ParsableCommand {
@@ -16,22 +15,10 @@ struct AllocatorCommand: ParsableCommand {
     var config: String?
 
     func run() throws {
-        SpoolProcess.prepare()
-        let environment = SystemConfiguration.currentEnvironment()
-        let logger = DaemonLogging.bootstrap("allocator", environment: environment)
-        let configuration: SystemConfiguration
-        do { configuration = try SystemConfiguration.load(explicitPath: config, spoolOverride: spool, environment: environment) } catch {
-            logger.critical("bad configuration", metadata: ["error": "\(error)"])
-            throw ExitCode(78)
+        let code = DaemonLauncher.run(label: "allocator", configPath: config, spoolOverride: spool) {
+            try AllocatorDaemon.run(configuration: $0, logger: $1, stop: $2, notifier: $3)
         }
-        let stop = StopSignal()
-        stop.triggerOnTermination { signal in logger.info("stopping", metadata: ["signal": "\(signal)"]) }
-        do {
-            try AllocatorDaemon.run(configuration: configuration, logger: logger, stop: stop, notifier: SystemdNotifier(environment: environment))
-        } catch {
-            logger.critical("allocator cannot run", metadata: ["error": "\(error)"])
-            throw ExitCode(74)
-        }
+        if code != 0 { throw ExitCode(code) }
     }
 }
 

@@ -1,0 +1,32 @@
+import Logging
+import Spool
+
+/// What `spool-allocator` and `spool-notifier` share around their work: process settings,
+/// configuration, logging, SIGTERM/SIGINT handling and the systemd notifier.
+public enum DaemonLauncher {
+    /// Prepares the process, loads the configuration (`--config`, `--spool`), installs logging
+    /// labelled `label` and the stop signal, then runs `body` until it returns. Returns the exit
+    /// code: 0 after a clean stop, 78 for a bad configuration, 74 when `body` throws.
+    public static func run(label: String, configPath: String?, spoolOverride: String?,
+                           _ body: (SystemConfiguration, Logger, StopSignal, SystemdNotifier) throws -> Void) -> Int32 {
+        SpoolProcess.prepare()
+        let environment = SystemConfiguration.currentEnvironment()
+        let logger = DaemonLogging.bootstrap(label, environment: environment)
+        let configuration: SystemConfiguration
+        do {
+            configuration = try SystemConfiguration.load(explicitPath: configPath, spoolOverride: spoolOverride, environment: environment)
+        } catch {
+            logger.critical("bad configuration", metadata: ["error": "\(error)"])
+            return 78  // EX_CONFIG
+        }
+        let stop = StopSignal()
+        stop.triggerOnTermination { signal in logger.info("stopping", metadata: ["signal": "\(signal)"]) }
+        do {
+            try body(configuration, logger, stop, SystemdNotifier(environment: environment))
+            return 0
+        } catch {
+            logger.critical("\(label) cannot run", metadata: ["error": "\(error)"])
+            return 74  // EX_IOERR
+        }
+    }
+}
