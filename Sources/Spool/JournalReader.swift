@@ -24,6 +24,8 @@ extension Journal {
                      _ body: (JournalRecord) throws -> Void) throws -> JournalPosition {
         var resume = position
         for sequence in try segmentSequences() where sequence >= position.segment {
+            // Caught up on the live segment: nothing to read (the common case of a tailing reader).
+            if sequence == position.segment, let size = liveSize(sequence), size <= position.offset { continue }
             guard let bytes = try segmentBytes(sequence) else { continue }
             guard let header = JournalSegment.parseHeader(bytes) else {
                 spool.logger.error("journal segment has no header; skipped", metadata: ["segment": "\(sequence)"])
@@ -49,6 +51,11 @@ extension Journal {
         var records: [JournalRecord] = []
         try read(from: position) { records.append($0) }
         return records
+    }
+
+    /// The size of the live (unsealed) segment `sequence`, or nil if it is sealed or gone.
+    private func liveSize(_ sequence: UInt64) -> Int? {
+        (try? directory.calls.statusAt(directory.descriptor, JournalSegment.activeName(sequence))).map { Int($0.st_size) }
     }
 
     /// The sequence numbers of the segments present, ascending.

@@ -94,24 +94,27 @@ public final class StatusIndex: Sendable {
         }
     }
 
+    /// One version-guarded upsert: the row changes only for a higher version (or, at an equal
+    /// version, a larger document), so order and repetition do not matter.
     private static func upsert(_ event: IndexEvent, _ db: Database) throws -> Bool {
-        if let row = try Row.fetchOne(db, sql: "SELECT version, document FROM entity WHERE id = ?", arguments: [event.entity]) {
-            let version: Int64 = row["version"]
-            let document: String = row["document"]
-            guard event.version > version || (event.version == version && event.document > document) else { return false }
-        }
-        let keys = String(decoding: try JSONSerialization.data(withJSONObject: event.keys, options: [.sortedKeys]), as: UTF8.self)
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO entity (id, version, state, updated_at, keys, document) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET version = excluded.version, state = excluded.state,
                 updated_at = excluded.updated_at, keys = excluded.keys, document = excluded.document
-            """, arguments: [event.entity, event.version, event.state, event.at, keys, event.document])
-        try db.execute(sql: "DELETE FROM entity_key WHERE entity_id = ?", arguments: [event.entity])
-        for (name, value) in event.keys {
-            try db.execute(sql: "INSERT INTO entity_key (entity_id, name, value) VALUES (?, ?, ?)",
-                           arguments: [event.entity, name, value])
-        }
+            WHERE excluded.version > entity.version
+               OR (excluded.version = entity.version AND excluded.document > entity.document)
+            """).execute(arguments: [event.entity, event.version, event.state, event.at, keysText(event.keys), event.document])
+        guard db.changesCount > 0 else { return false }
+        try db.cachedStatement(sql: "DELETE FROM entity_key WHERE entity_id = ?").execute(arguments: [event.entity])
+        let insertKey = try db.cachedStatement(sql: "INSERT INTO entity_key (entity_id, name, value) VALUES (?, ?, ?)")
+        for (name, value) in event.keys { try insertKey.execute(arguments: [event.entity, name, value]) }
         return true
+    }
+
+    private static func keysText(_ keys: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(keys)) ?? Data("{}".utf8), as: UTF8.self)
     }
 
     /// Projects every journal record after the stored position, in batches of `batchSize`
