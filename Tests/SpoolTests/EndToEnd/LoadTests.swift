@@ -11,9 +11,6 @@ import Testing
         let system = try SystemFixture(settings: ["breaker_high_water": "100000", "breaker_low_water": "10"])
         let sizes = ["S", "M", "L", "XL"]
         try system.ctl(["units", "import", try unitsFile(system, count: 50, sizes: sizes)])
-        try system.start("spool-allocator", name: "allocator-1")
-        try system.start("spool-allocator", name: "allocator-2")
-        try system.start("spool-notifier")
 
         var random = SeededGenerator(seed: 500)
         let base = CalendarDay(iso: "2099-01-01")!
@@ -24,14 +21,23 @@ import Testing
                     "--size", sizes.randomElement(using: &random)!, "--from", "\(start)", "--to", "\(end)", "--json"]
         }
         let ids = Mutex<[String]>([])
-        DispatchQueue.concurrentPerform(iterations: 4) { lane in
-            for index in stride(from: lane, to: forms.count, by: 4) {
-                guard let result = try? system.ctl(forms[index]), result.status == 0,
-                      let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
-                      let id = object["id"] as? String else { continue }
-                ids.withLock { $0.append(id) }
+        func submitAll(_ range: Range<Int>) {
+            DispatchQueue.concurrentPerform(iterations: 4) { lane in
+                for index in stride(from: range.lowerBound + lane, to: range.upperBound, by: 4) {
+                    guard let result = try? system.ctl(forms[index]), result.status == 0,
+                          let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
+                          let id = object["id"] as? String else { continue }
+                    ids.withLock { $0.append(id) }
+                }
             }
         }
+        // Half while the daemons are down (a backlog for the pools to grow on), half while
+        // two allocator processes and the notifier work.
+        submitAll(0..<250)
+        try system.start("spool-allocator", name: "allocator-1")
+        try system.start("spool-allocator", name: "allocator-2")
+        try system.start("spool-notifier")
+        submitAll(250..<500)
         let submitted = ids.withLock { $0 }
         #expect(submitted.count == 500)
 
@@ -67,6 +73,13 @@ import Testing
         #expect(try spool.queue(.allocation).counts() == QueueCounts())
         #expect(try spool.queue(.notifications).counts() == QueueCounts())
         #expect(filesBelow("\(system.spool)/corrupt").isEmpty)
+
+        // The worker pools grew with the backlog, and every log line about a request names it.
+        let log = system.stopReporting("allocator-1").errors + system.stopReporting("allocator-2").errors
+        #expect(log.contains("scaling workers"), "the allocator pool grew with the backlog")
+        let decisions = log.split(separator: "\n").filter { $0.contains("unit assigned") || $0.contains("request rejected") }
+        #expect(decisions.count == 500)
+        #expect(decisions.allSatisfy { $0.contains("request=") })
     }
 
     private func unitsFile(_ system: SystemFixture, count: Int, sizes: [String]) throws -> String {

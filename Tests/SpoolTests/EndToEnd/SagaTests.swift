@@ -51,6 +51,22 @@ import Testing
         #expect(rejected.status == 0 && rejected.output.contains("rejected"))
     }
 
+    @Test func retiringAUnitKeepsItsRentalsAndTakesNoNewOnes() throws {
+        let system = try SystemFixture()
+        try system.addUnits([("OLD-1", "M")])
+        try system.startBoth()
+        let kept = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")
+        #expect(try system.waitFor(kept, .confirmed).unit == "OLD-1")
+        #expect(try system.ctl("units", "retire", "OLD-1").status == 0)
+        let units = try system.json([StorageUnit].self, "units", "list")
+        #expect(units == [StorageUnit(id: "OLD-1", size: "M", site: "Site M", inService: false)])
+        let refused = try system.submit(size: "M", from: "2099-06-01", to: "2099-07-01")
+        #expect(try system.waitFor(refused, .rejected).unit == nil)
+        #expect(try system.status(kept).state == .confirmed, "the existing rental stands")
+        #expect(try system.ctl("cancel", kept).status == 0)
+        _ = try system.waitFor(kept, .cancelled)
+    }
+
     @Test func cancelBeforeAllocationNeverAssigns() throws {
         let system = try SystemFixture()
         try system.addUnits([("U-1", "L")])

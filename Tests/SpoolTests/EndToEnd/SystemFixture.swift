@@ -73,10 +73,13 @@ final class SystemFixture: @unchecked Sendable {
 
     /// Stops a daemon with SIGTERM and waits; returns its exit status.
     @discardableResult
-    func stop(_ name: String) -> Int32 {
-        guard let daemon = daemons.removeValue(forKey: name) else { return -1 }
+    func stop(_ name: String) -> Int32 { stopReporting(name).status }
+
+    /// Stops a daemon with SIGTERM and waits; returns its exit status and its log.
+    func stopReporting(_ name: String) -> (status: Int32, output: String, errors: String) {
+        guard let daemon = daemons.removeValue(forKey: name) else { return (-1, "", "") }
         if daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGTERM) }
-        return daemon.finish().status
+        return daemon.finish()
     }
 
     /// Kills a daemon with SIGKILL (a crash) and waits.
