@@ -20,7 +20,8 @@ public enum ProcessingOutcome: Sendable, Equatable {
 ///
 /// Each worker claims one item at a time under a lease, hands it to the handler, and then
 /// acknowledges, retries or dead-letters it; an idle worker sleeps on inotify. The supervisor,
-/// every ``Configuration/tick``, reclaims expired leases, sizes the pool to
+/// every ``Configuration/tick`` (every ten ticks while the queue stays empty), reclaims expired
+/// leases, sizes the pool to
 /// `ceil(backlog / itemsPerWorker)` between 1 and ``Configuration/maxWorkers``, runs the
 /// caller's periodic work, and pings the systemd watchdog. On ``StopSignal`` the workers finish
 /// the item in hand and exit; nothing claimed is abandoned.
@@ -68,11 +69,13 @@ public final class QueueProcessor: Sendable {
     /// `periodic` runs on the supervisor every tick (outbox draining, projection, health).
     public func run(until stop: StopSignal, notifier: SystemdNotifier, periodic: @Sendable () -> Void = {}) {
         var lastPing = ContinuousClock.now
+        var idleRounds = 0
         while !stop.isTriggered {
             do {
                 try queue.reclaimExpiredLeases()
                 let backlog = try queue.backlog(limit: configuration.maxWorkers * configuration.itemsPerWorker)
                 resize(backlog: backlog, stop: stop)
+                idleRounds = backlog == 0 ? idleRounds + 1 : 0
             } catch {
                 logger.error("supervisor cannot read the queue", metadata: ["queue": "\(queue.name)", "error": "\(error)"])
             }
@@ -81,7 +84,9 @@ public final class QueueProcessor: Sendable {
                 notifier.notify("WATCHDOG=1")
                 lastPing = .now
             }
-            stop.wait(timeout: min(configuration.tick, notifier.watchdogInterval ?? configuration.tick))
+            // An idle queue is looked after every 10 ticks (the workers still wake on inotify).
+            let pause = idleRounds > 5 ? configuration.tick * 10 : configuration.tick
+            stop.wait(timeout: min(pause, notifier.watchdogInterval ?? pause))
         }
         notifier.notify("STOPPING=1\nSTATUS=finishing items in hand")
         while pool.withLock({ $0.running }) > 0 { usleep(20_000) }
