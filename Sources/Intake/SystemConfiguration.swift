@@ -54,7 +54,7 @@ public struct SystemConfiguration: Sendable, Equatable {
     public static func load(explicitPath: String? = nil, spoolOverride: String? = nil,
                             environment: [String: String] = currentEnvironment()) throws(ConfigurationError) -> SystemConfiguration {
         var configuration = SystemConfiguration()
-        let path = explicitPath ?? environment["SPOOL_CONFIG"]
+        let path = explicitPath ?? environment["SPOOL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
         if let path {
             guard let text = readText(path) else { throw ConfigurationError(message: "cannot read configuration file \(path)") }
             try configuration.apply(text, file: path)
