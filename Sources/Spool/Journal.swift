@@ -244,7 +244,8 @@ public final class Journal: Sendable {
     private func startSegment(_ sequence: UInt64, into current: inout AppendState) throws(SpoolError) {
         let created = Clock.nowMilliseconds()
         let name = JournalSegment.activeName(sequence)
-        try directory.createDurably(name, contents: JournalSegment.header(createdAt: created), staging: spool.staging)
+        // Group-writable: every program of the spool group appends to it.
+        try directory.createDurably(name, contents: JournalSegment.header(createdAt: created), staging: spool.staging, mode: 0o660)
         let descriptor: Int32
         do {
             descriptor = try calls.open(directory.descriptor, name, O_RDWR | O_APPEND | O_NOFOLLOW, 0)

@@ -21,7 +21,8 @@ import Testing
     func usersSeeAndCancelOnlyTheirOwnRequests() throws {
         for command in ["getent group spool-e2e || groupadd spool-e2e",
                         "id spool-alice || useradd -M -s /bin/sh spool-alice",
-                        "id spool-bob || useradd -M -s /bin/sh spool-bob"] {
+                        "id spool-bob || useradd -M -s /bin/sh spool-bob",
+                        "id spool-daemon || useradd -M -s /bin/sh -g spool-e2e spool-daemon"] {
             let result = sh(command)
             try #require(result.status == 0, "\(command): \(result.errors)")
         }
@@ -57,6 +58,15 @@ import Testing
         }
         let world = sh("find \(spool) -perm -o=r -o -perm -o=w -o -perm -o=x | head -5")
         #expect(world.output.isEmpty, "world-accessible files: \(world.output)")
+
+        // The daemons run as another member of the group and can work on what alice's
+        // spoolctl created (journal segments, index, queue items).
+        #expect(try ChildProcess("spoolctl", ["units", "add", "A-1", "--size", "S", "--spool", spool]).finish().status == 0)
+        let daemon = sh("cp \(productsDirectory())/spool-allocator \(base)/bin/ && chmod 755 \(base)/bin/spool-allocator && "
+                        + "runuser -u spool-daemon -- timeout -s TERM 3 \(base)/bin/spool-allocator --spool \(spool); echo exit=$?")
+        #expect(daemon.output.contains("exit=124") && !daemon.errors.contains("Permission denied"), "\(daemon.errors)")
+        let assigned = asUser("spool-alice", binary, ["status", "--spool", spool, id, "--json"])
+        #expect(assigned.output.contains("\"unit\" : \"A-1\""), "\(assigned.output)")
 
         // Root (an operator) sees everything; alice cancels her own.
         #expect(try ChildProcess("spoolctl", ["status", "--spool", spool, id]).finish().status == 0)
