@@ -40,13 +40,8 @@ public final class AllocatorStore: Sendable {
 
     /// Opens (creating) the store of `spool`.
     public init(spool: Spool) throws {
-        let directory = try spool.directoryPath("allocator")
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(30)
-        configuration.label = "allocator"
-        SpoolProcess.precreatePrivateFile("\(directory)/state.sqlite")
-        database = try DatabasePool(path: "\(directory)/state.sqlite", configuration: configuration)
-        try SpoolProcess.withFileLock("\(directory)/state.sqlite.lock") { try Self.migrator.migrate(database) }
+        database = try SpoolDatabase.open(path: try spool.directoryPath("allocator") + "/state.sqlite",
+                                          label: "allocator", migrator: Self.migrator)
     }
 
     private static var migrator: DatabaseMigrator {

@@ -22,19 +22,10 @@ public final class StatusIndex: Sendable {
     ///   `DatabaseError` for SQLite failures (`SQLITE_IOERR`, `SQLITE_FULL`, …).
     public init(path: String, readOnly: Bool = false) throws {
         self.path = path
-        var configuration = Configuration()
-        configuration.readonly = readOnly
-        configuration.busyMode = .timeout(10)
-        configuration.label = "status-index"
         if readOnly {
             guard FileManager.default.fileExists(atPath: path) else { throw SpoolError.notFound("status index \(path)") }
         }
-        if !readOnly { SpoolProcess.precreatePrivateFile(path) }
-        database = try DatabasePool(path: path, configuration: configuration)
-        if !readOnly {
-            // Processes starting together must not both create the schema.
-            try SpoolProcess.withFileLock(path + ".lock") { try Self.migrator.migrate(database) }
-        }
+        database = try SpoolDatabase.open(path: path, label: "status-index", readOnly: readOnly, migrator: Self.migrator)
     }
 
     /// Where a spool keeps its status index: `index/status.sqlite` below the root (the `index`
