@@ -33,7 +33,6 @@ public final class IntakeService: Sendable {
             spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
             let retry = RetryPolicy(maxAttempts: configuration.maxAttempts)
             allocation = try spool.queue(.allocation, retry: retry)
-            _ = try spool.queue(.notifications, retry: retry)
             journal = try Journal(spool: spool)
             keys = try RecordDirectory(spool: spool, path: "intake/keys")
             admission = AdmissionControl(configuration: configuration, queue: allocation,

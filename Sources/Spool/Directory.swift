@@ -145,33 +145,43 @@ final class Directory: Sendable {
     /// staging file is removed and, if the rename had happened, the target too; the error is
     /// rethrown, so a retry starts from a clean state.
     func createDurably(_ name: String, contents bytes: [UInt8], staging: Directory, mode: mode_t = 0o640) throws(SpoolError) {
-        let stagingName = "\(ItemID.generate().rawValue).\(getpid())"
+        let stagingName = try staging.stage(bytes, mode: mode)
+        do {
+            try staging.move(stagingName, to: self, as: name, operation: "publish")
+        } catch {
+            try? calls.unlink(staging.descriptor, stagingName, 0)
+            throw error
+        }
+        do { try sync() } catch {
+            try? calls.unlink(descriptor, name, 0)
+            throw error
+        }
+    }
+
+    /// Writes `bytes` to a fresh, uniquely named file in this (staging) directory, `fsync`s and
+    /// closes it, and returns its name; on failure the file is removed. Publishing it (a rename
+    /// or link elsewhere) is the caller's step.
+    func stage(_ bytes: [UInt8], mode: mode_t) throws(SpoolError) -> String {
+        let name = "\(ItemID.generate().rawValue).\(getpid())"
         let fd: Int32
         do {
-            fd = try calls.open(staging.descriptor, stagingName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
+            fd = try calls.open(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
         } catch {
-            throw .system(operation: "create", path: staging.child(stagingName), error)
+            throw .system(operation: "create", path: child(name), error)
         }
-        var renamed = false
         do throws(SpoolError) {
             do throws(SpoolError) {
-                try writeAll(fd, bytes, path: staging.child(stagingName))
-                do { try calls.fsync(fd) } catch { throw SpoolError.system(operation: "sync", path: staging.child(stagingName), error) }
+                try writeAll(fd, bytes, path: child(name))
+                do { try calls.fsync(fd) } catch { throw SpoolError.system(operation: "sync", path: child(name), error) }
             } catch {
                 try? calls.close(fd)
                 throw error
             }
-            do { try calls.close(fd) } catch { throw SpoolError.system(operation: "close", path: staging.child(stagingName), error) }
-            try staging.move(stagingName, to: self, as: name, operation: "publish")
-            renamed = true
-            try sync()
+            do { try calls.close(fd) } catch { throw SpoolError.system(operation: "close", path: child(name), error) }
         } catch {
-            if renamed {
-                try? calls.unlink(descriptor, name, 0)
-            } else {
-                try? calls.unlink(staging.descriptor, stagingName, 0)
-            }
+            try? calls.unlink(descriptor, name, 0)
             throw error
         }
+        return name
     }
 }

@@ -39,8 +39,7 @@ public final class RecordDirectory: Sendable {
     public func createOnce(_ name: String, _ bytes: [UInt8]) throws(SpoolError) -> [UInt8]? {
         guard Names.isSafeComponent(name, allowDots: true) else { throw .invalidName(name) }
         let calls = spool.configuration.calls
-        let stagingName = "\(ItemID.generate().rawValue).\(getpid())"
-        try spool.staging.createDurably(stagingName, contents: bytes, staging: spool.staging)
+        let stagingName = try spool.staging.stage(bytes, mode: 0o640)
         defer { try? calls.unlink(spool.staging.descriptor, stagingName, 0) }
         do {
             try calls.link(spool.staging.descriptor, stagingName, directory.descriptor, name)
