@@ -38,6 +38,12 @@ public struct Caller: Sendable, Equatable {
         return String(cString: name)
     }
 
+    /// Membership of the real user in `groupName`, from credentials the caller cannot forge:
+    /// the process's supplementary groups (set at login; `getgroups(2)` does not include the
+    /// effective group a setgid program runs with, and an unprivileged process can only drop
+    /// groups, never add one), the real group id, and the group's member list in the group
+    /// database. The effective group id is deliberately ignored: it is the spool's group, given
+    /// by the setgid bit to every caller.
     private static func isMember(uid: uid_t, name: String, of groupName: String) -> Bool {
         guard !groupName.isEmpty else { return false }
         var entry = group()
@@ -45,11 +51,12 @@ public struct Caller: Sendable, Equatable {
         var buffer = [CChar](repeating: 0, count: 16384)
         guard getgrnam_r(groupName, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return false }
         let gid = entry.gr_gid
-        // The real user's supplementary groups (getgroups(2) reports the process's, which a
-        // setgid program does not change), and its primary group.
-        var groups = [gid_t](repeating: 0, count: 256)
-        let count = getgroups(Int32(groups.count), &groups)
-        if count > 0, groups[..<Int(count)].contains(gid) { return true }
+        let count = getgroups(0, nil)
+        if count > 0 {
+            var groups = [gid_t](repeating: 0, count: Int(count))
+            let filled = getgroups(count, &groups)
+            if filled > 0, groups[..<Int(filled)].contains(gid) { return true }
+        }
         if getgid() == gid { return true }
         var member = entry.gr_mem
         while let pointer = member?.pointee {

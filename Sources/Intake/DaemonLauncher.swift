@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Spool
 
@@ -6,10 +9,14 @@ import Spool
 public enum DaemonLauncher {
     /// Prepares the process, loads the configuration (`--config`, `--spool`), installs logging
     /// labelled `label` and the stop signal, then runs `body` until it returns. Returns the exit
-    /// code: 0 after a clean stop, 78 for a bad configuration, 74 when `body` throws.
+    /// code: 0 after a clean stop, 78 for a bad configuration, 74 when `body` throws, 77 when the
+    /// process is restricted (``SpoolProcess/isRestricted``: started with the spool group's
+    /// rights by an ordinary user, e.g. from a setgid wrapper) and the real user is not an
+    /// operator, or asked for a configuration or spool the system configuration does not list.
+    /// The daemons are not installed setgid; this is defense in depth.
     public static func run(label: String, configPath: String?, spoolOverride: String?,
                            _ body: (SystemConfiguration, Logger, StopSignal, SystemdNotifier) throws -> Void) -> Int32 {
-        SpoolProcess.prepare()
+        SpoolProcess.prepare(keeping: SystemConfiguration.environmentVariables)
         let environment = SystemConfiguration.currentEnvironment()
         let logger = DaemonLogging.bootstrap(label, environment: environment)
         let configuration: SystemConfiguration
@@ -17,7 +24,12 @@ public enum DaemonLauncher {
             configuration = try SystemConfiguration.load(explicitPath: configPath, spoolOverride: spoolOverride, environment: environment)
         } catch {
             logger.critical("bad configuration", metadata: ["error": "\(error)"])
-            return 78  // EX_CONFIG
+            return error.refused ? 77 : 78  // EX_NOPERM, EX_CONFIG
+        }
+        if SpoolProcess.isRestricted, !Caller.current(operatorGroup: configuration.operatorGroup).isOperator {
+            logger.critical("refusing to run with the spool group's rights for a user who is not an operator",
+                            metadata: ["uid": "\(getuid())", "operator_group": "\(configuration.operatorGroup)"])
+            return 77  // EX_NOPERM
         }
         let stop = StopSignal()
         stop.triggerOnTermination { signal in logger.info("stopping", metadata: ["signal": "\(signal)"]) }

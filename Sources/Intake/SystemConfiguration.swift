@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Spool
 
 /// The configuration every program of the system reads: one `key = value` file outside the
 /// binaries (see `docs/operations.md`), with defaults for every key.
@@ -8,6 +9,14 @@ import Glibc
 /// Lookup of the file: an explicit path (`--config`), else `SPOOL_CONFIG`, else
 /// `/etc/self-storage/spool.conf` if it exists, else defaults only. Lookup of the spool root:
 /// `--spool`, else `SPOOL_ROOT`, else `spool_root` from the file, else `./spool`.
+///
+/// In restricted mode (``SpoolProcess/isRestricted``: a setgid `spoolctl` run by an ordinary
+/// user, or a daemon it started) the caller is not trusted: only the system configuration
+/// ``defaultPath`` is read, and it must exist and name an absolute `spool_root`; another file
+/// or spool root is accepted only if the system configuration lists it in
+/// `alternate_config_files` or `alternate_spool_roots`; `operator_group` and the two lists
+/// always come from the system configuration. A refused file or root gets one message whether
+/// it exists, is unreadable or is malformed, so nobody can probe the private spool with it.
 public struct SystemConfiguration: Sendable, Equatable {
     /// The spool root directory.
     public var spoolRoot = "./spool"
@@ -39,6 +48,17 @@ public struct SystemConfiguration: Sendable, Equatable {
     public var operatorGroup = "storage-ops"
     /// The `From:` of notification messages.
     public var sender = "Self Storage <noreply@localhost>"
+    /// Other configuration files a setgid `spoolctl` may be pointed at (absolute paths, exactly
+    /// as given to `--config`); read from the system configuration only.
+    public var alternateConfigFiles: [String] = []
+    /// Other spool roots a setgid `spoolctl` may be pointed at (absolute paths, exactly as
+    /// given to `--spool`); read from the system configuration only.
+    public var alternateSpoolRoots: [String] = []
+
+    /// The environment variables the configuration lookup reads; a restricted process keeps
+    /// them through its environment scrub (``SpoolProcess/prepare(keeping:)``) and validates them
+    /// like `--config` and `--spool`.
+    public static let environmentVariables: Set<String> = ["SPOOL_CONFIG", "SPOOL_ROOT"]
 
     /// The defaults.
     public init() {}
@@ -50,20 +70,71 @@ public struct SystemConfiguration: Sendable, Equatable {
     /// `spoolOverride` is `--spool`.
     ///
     /// - Throws: ``ConfigurationError`` for an unreadable file (explicitly named), an unknown key
-    ///   or a bad value, naming the file and line.
+    ///   or a bad value, naming the file and line; in restricted mode also (with
+    ///   ``ConfigurationError/refused`` set) for a file or spool root the system configuration
+    ///   does not list, and for a missing system configuration or a relative spool root.
     public static func load(explicitPath: String? = nil, spoolOverride: String? = nil,
-                            environment: [String: String] = currentEnvironment()) throws(ConfigurationError) -> SystemConfiguration {
-        var configuration = SystemConfiguration()
+                            environment: [String: String] = currentEnvironment(),
+                            restricted: Bool = SpoolProcess.isRestricted) throws(ConfigurationError) -> SystemConfiguration {
         let path = explicitPath ?? environment["SPOOL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        let root = spoolOverride.flatMap { $0.isEmpty ? nil : $0 } ?? environment["SPOOL_ROOT"].flatMap { $0.isEmpty ? nil : $0 }
+        if restricted { return try loadRestricted(path: path, root: root, systemPath: defaultPath) }
+        var configuration = SystemConfiguration()
         if let path {
             guard let text = readText(path) else { throw ConfigurationError(message: "cannot read configuration file \(path)") }
             try configuration.apply(text, file: path)
         } else if let text = readText(defaultPath) {
             try configuration.apply(text, file: defaultPath)
         }
-        if let root = environment["SPOOL_ROOT"], !root.isEmpty { configuration.spoolRoot = root }
-        if let spoolOverride, !spoolOverride.isEmpty { configuration.spoolRoot = spoolOverride }
+        if let root { configuration.spoolRoot = root }
         return configuration
+    }
+
+    /// The lookup for an untrusted caller (see the type). `systemPath` is ``defaultPath`` except
+    /// in unit tests.
+    static func loadRestricted(path: String?, root: String?, systemPath: String) throws(ConfigurationError) -> SystemConfiguration {
+        let rule = "a setgid spoolctl run by an ordinary user reads only \(systemPath)"
+        var system = SystemConfiguration()
+        guard let systemText = readText(systemPath) else {
+            throw ConfigurationError(message: "cannot read the system configuration \(systemPath); \(rule)", refused: true)
+        }
+        try system.apply(systemText, file: systemPath)
+        var configuration = system
+        if let path, path != systemPath {
+            guard system.alternateConfigFiles.contains(path) else {
+                throw ConfigurationError(message: "configuration file \(shortened(path)) is not permitted: \(rule) and the files its alternate_config_files lists",
+                                         refused: true)
+            }
+            guard let text = readText(path) else { throw ConfigurationError(message: "cannot read configuration file \(path)") }
+            configuration = SystemConfiguration()
+            try configuration.apply(text, file: path)
+            configuration.operatorGroup = system.operatorGroup
+            configuration.alternateConfigFiles = system.alternateConfigFiles
+            configuration.alternateSpoolRoots = system.alternateSpoolRoots
+        }
+        if let root, root != configuration.spoolRoot {
+            guard system.alternateSpoolRoots.contains(root) else {
+                throw ConfigurationError(message: "spool root \(shortened(root)) is not permitted: \(rule), its spool_root and its alternate_spool_roots",
+                                         refused: true)
+            }
+            configuration.spoolRoot = root
+        }
+        guard configuration.spoolRoot.hasPrefix("/") else {
+            throw ConfigurationError(message: "spool_root \(configuration.spoolRoot) is not an absolute path; a setgid spoolctl needs one in \(systemPath)",
+                                     refused: true)
+        }
+        return configuration
+    }
+
+    /// A caller-supplied path for an error line: at most 100 characters.
+    private static func shortened(_ text: String) -> String {
+        text.count <= 100 ? text : String(text.prefix(100)) + "…"
+    }
+
+    /// A comma-separated list of absolute paths, or nil if one is not absolute.
+    private static func pathList(_ value: String) -> [String]? {
+        let paths = value.split(separator: ",").map { $0.trimmingSpaces }.filter { !$0.isEmpty }
+        return paths.allSatisfy { $0.hasPrefix("/") } ? paths : nil
     }
 
     /// The Maildir root in effect.
@@ -108,6 +179,11 @@ public struct SystemConfiguration: Sendable, Equatable {
             case "hook_timeout_seconds": hookTimeoutSeconds = try integer(1...3600)
             case "operator_group": operatorGroup = value
             case "sender": sender = value
+            case "alternate_config_files", "alternate_spool_roots":
+                guard let paths = Self.pathList(value) else {
+                    throw ConfigurationError(message: "\(file):\(lineIndex + 1): \(key) must be a comma-separated list of absolute paths")
+                }
+                if key == "alternate_config_files" { alternateConfigFiles = paths } else { alternateSpoolRoots = paths }
             default: throw ConfigurationError(message: "\(file):\(lineIndex + 1): unknown key \(key)")
             }
         }
@@ -148,6 +224,15 @@ public struct SystemConfiguration: Sendable, Equatable {
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     /// What is wrong.
     public let message: String
+    /// True when a restricted process refuses what its caller asked for (exit 77, not 65).
+    public let refused: Bool
+
+    /// An error; `refused` as on the property.
+    public init(message: String, refused: Bool = false) {
+        self.message = message
+        self.refused = refused
+    }
+
     public var description: String { message }
 }
 

@@ -37,6 +37,7 @@ struct Reconcile: ParsableCommand {
     var rebuildIndex = false
 
     func run() throws {
+        try global.requireDaemonRights(to: "reconcile the spool")
         let (spool, configuration) = try openSpool(global)
         let logger = DaemonLogging.bootstrap("reconcile", environment: SystemConfiguration.currentEnvironment())
         let summary: [String: Any] = try operating(global, "reconcile") {
@@ -119,6 +120,7 @@ struct Dead: ParsableCommand {
         @Option(help: "Queue: allocation or notifications.") var queue = "notifications"
 
         func run() throws {
+            try global.requireOperator(to: "inspect dead letters")
             let target = try Dead.queue(global, queue, operatorAction: "inspect dead letters")
             let letters = try operating(global, "listing dead letters") { try target.deadLetters() }
             if global.json {
@@ -138,6 +140,7 @@ struct Dead: ParsableCommand {
         @Argument(help: "Item id.") var id: String
 
         func run() throws {
+            try global.requireOperator(to: "retry dead letters")
             let target = try Dead.queue(global, queue, operatorAction: "retry dead letters")
             let itemID = try Dead.itemID(id, global)
             try operating(global, "retrying \(id)") { try target.retryDeadLetter(itemID) }
@@ -152,6 +155,7 @@ struct Dead: ParsableCommand {
         @Argument(help: "Item id.") var id: String
 
         func run() throws {
+            try global.requireOperator(to: "purge dead letters")
             let target = try Dead.queue(global, queue, operatorAction: "purge dead letters")
             let itemID = try Dead.itemID(id, global)
             try operating(global, "purging \(id)") { try target.purgeDeadLetter(itemID) }
@@ -169,6 +173,7 @@ struct Index: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
+            try global.requireOperator(to: "rebuild the index")
             let (spool, configuration) = try openSpool(global)
             try global.requireOperator(global.caller(configuration), to: "rebuild the index")
             let count = try operating(global, "rebuilding the index") { () -> Int in

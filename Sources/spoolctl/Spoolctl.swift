@@ -11,7 +11,8 @@ struct Spoolctl: ParsableCommand {
         abstract: "Rent self-storage units: submit, cancel and look up rental requests; run and operate the spool.",
         discussion: """
             Every command finds the spool from --spool, else SPOOL_ROOT, else the configuration file \
-            (--config, SPOOL_CONFIG, /etc/self-storage/spool.conf), else ./spool. Every command takes \
+            (--config, SPOOL_CONFIG, /etc/self-storage/spool.conf), else ./spool; for ordinary users of \
+            the setgid spoolctl only /etc/self-storage/spool.conf and the files and roots it lists. Every command takes \
             --json. Exit codes follow sysexits: 64 usage, 65 bad data, 66 no such request or unit, \
             73 cannot create, 74 I/O error, 75 try again later, 77 not permitted.
             """,
@@ -34,7 +35,7 @@ struct Spoolctl: ParsableCommand {
     }
 
     static func main() {
-        SpoolProcess.prepare()
+        SpoolProcess.prepare(keeping: SystemConfiguration.environmentVariables)
         let arguments = normalizedArguments(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(arguments)
@@ -53,7 +54,11 @@ struct Spoolctl: ParsableCommand {
     }
 }
 
-/// Where the spool and the configuration are.
+/// Where the spool and the configuration are, and who may do what.
+///
+/// Run setgid by an ordinary user (restricted mode, see ``SystemConfiguration``), `--config`,
+/// `--spool`, `SPOOL_CONFIG` and `SPOOL_ROOT` are accepted only as the system configuration
+/// allows, and the operator group comes from the system configuration; a refusal exits 77.
 struct GlobalOptions: ParsableArguments {
     @Option(help: "Spool root directory.")
     var spool: String?
@@ -66,7 +71,7 @@ struct GlobalOptions: ParsableArguments {
 
     func configuration() throws -> SystemConfiguration {
         do { return try SystemConfiguration.load(explicitPath: config, spoolOverride: spool) } catch {
-            throw Failure(IntakeError(.badData, "configuration: \(error)"), json: json)
+            throw Failure(IntakeError(error.refused ? .notPermitted : .badData, "configuration: \(error)"), json: json)
         }
     }
 
@@ -92,6 +97,21 @@ struct GlobalOptions: ParsableArguments {
         guard caller.isOperator else {
             throw Failure(IntakeError(.notPermitted, "only root or members of the operator group may \(action)"), json: json)
         }
+    }
+
+    /// Refuses (exit 77) unless the real user is root or an operator; call it first, before
+    /// anything is read or opened.
+    func requireOperator(to action: String) throws {
+        try requireOperator(caller(try configuration()), to: action)
+    }
+
+    /// For commands that do the daemons' work (`up`, `reconcile`): refuses (exit 77) a caller
+    /// who has the spool group's rights only through the setgid bit, unless they are an
+    /// operator. The spool's own user (as the reconcile timer runs it) and root are not
+    /// restricted. Call it first.
+    func requireDaemonRights(to action: String) throws {
+        guard SpoolProcess.isRestricted else { return }
+        try requireOperator(to: action)
     }
 }
 

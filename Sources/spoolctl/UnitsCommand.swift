@@ -40,7 +40,10 @@ struct Units: ParsableCommand {
         @Option(help: "Size class.") var size: String
         @Option(help: "Site name.") var site = "main"
 
-        func run() throws { try Units.add([StorageUnit(id: id, size: size.uppercased(), site: site)], global) }
+        func run() throws {
+            try global.requireOperator(to: "change the inventory")
+            try Units.add([StorageUnit(id: id, size: size.uppercased(), site: site)], global)
+        }
     }
 
     struct Import: ParsableCommand {
@@ -50,6 +53,7 @@ struct Units: ParsableCommand {
         @Argument(help: "The file.") var file: String
 
         func run() throws {
+            try global.requireOperator(to: "change the inventory")
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw Failure(IntakeError(.noInput, "cannot read \(file)"), json: global.json)
             }
@@ -98,6 +102,7 @@ struct Units: ParsableCommand {
         @Argument(help: "Unit id.") var id: String
 
         func run() throws {
+            try global.requireOperator(to: "change the inventory")
             let (store, _) = try Units.store(global, operatorAction: "change the inventory")
             do { try store.retireUnit(id) } catch let error as InventoryError {
                 throw Failure(IntakeError(.noInput, error.description), json: global.json)

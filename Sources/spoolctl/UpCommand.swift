@@ -25,6 +25,7 @@ struct Up: ParsableCommand {
     ]
 
     func run() throws {
+        try global.requireDaemonRights(to: "run the daemons")
         let (spool, configuration) = try openSpool(global)
         let store = try operating(global, "opening the inventory") { try AllocatorStore(spool: spool) }
         if !noSample, try operating(global, "reading the inventory", { try store.units().isEmpty }) {

@@ -2,15 +2,93 @@
 import Glibc
 #endif
 
-/// Process-wide settings every program of the system applies first.
+/// Process-wide settings every program of the system applies first, before it opens anything.
+///
+/// `spoolctl` runs setgid to the spool's group, so everything its caller controls is hostile
+/// input: open file descriptors, the umask, resource limits, signal dispositions and the
+/// environment. ``prepare(keeping:)`` takes each of them out of the caller's hands.
 public enum SpoolProcess {
-    /// Sets the file-creation mask to `007`: files and directories the programs create are
-    /// readable and writable by the spool's group (which owns the spool and which `spoolctl`
-    /// runs setgid to) and by nobody else. See `docs/operations.md` for owners and modes.
-    /// Also ignores `SIGPIPE`: a hook that exits without reading its input must cost an
-    /// `EPIPE` on the write, not the daemon.
-    public static func prepare() {
+    /// Whether the process runs with rights its real user does not have: the real user is not
+    /// root and the effective user or group differs from the real one (a setgid `spoolctl`, or a
+    /// daemon started from one). Postfix calls this "restricted mode": the program then trusts
+    /// only the system configuration, and only operators may run daemon commands.
+    public static var isRestricted: Bool {
+        let uid = getuid()
+        return uid != 0 && (geteuid() != uid || getegid() != getgid())
+    }
+
+    /// The environment variables a restricted process keeps (besides those it is asked to keep):
+    /// locale, terminal and time zone. Everything else (`TMPDIR`, `SQLITE_TMPDIR`, `SWIFT_*`,
+    /// `SPOOL_LOG_LEVEL`, `NOTIFY_SOCKET`, …) is removed, and `PATH` is set to ``safePath``.
+    public static func keepsVariable(_ name: String) -> Bool {
+        name == "TERM" || name == "TZ" || name == "LANG" || name == "LANGUAGE" || name.hasPrefix("LC_")
+    }
+
+    /// `PATH` in a restricted process.
+    public static let safePath = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// Prepares the process; call it first in `main`.
+    ///
+    /// - Makes sure descriptors 0, 1 and 2 are open (on `/dev/null` if the caller closed them),
+    ///   so that no file the program opens later becomes its stdout or stderr and receives
+    ///   output or error text. Exits 71 (`EX_OSERR`) if `/dev/null` cannot be opened.
+    /// - Sets the file-creation mask to `007`: files and directories the programs create are
+    ///   readable and writable by the spool's group (which owns the spool and which `spoolctl`
+    ///   runs setgid to) and by nobody else. See `docs/operations.md` for owners and modes.
+    /// - Ignores `SIGPIPE` (a hook that exits without reading its input costs an `EPIPE` on the
+    ///   write, not the daemon) and `SIGXFSZ` (a write beyond `RLIMIT_FSIZE` fails with `EFBIG`,
+    ///   which the writer cuts back and reports, instead of killing the process mid-write).
+    /// - In restricted mode (``isRestricted``): raises `RLIMIT_FSIZE` to its hard limit, sets
+    ///   `RLIMIT_CORE` to 0 (no core file holds spool data), and replaces the environment by
+    ///   the variables ``keepsVariable(_:)`` accepts, the variables named in `names` (the caller
+    ///   validates them, e.g. `SPOOL_CONFIG`) and `PATH=`\(safePath).
+    public static func prepare(keeping names: Set<String> = []) {
+        openStandardDescriptors()
         umask(0o007)
         signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
+        if isRestricted {
+            resetLimits()
+            scrubEnvironment(keeping: names)
+        }
+    }
+
+    private static func openStandardDescriptors() {
+        for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) == -1 {
+            // The lower descriptors are open by now, so open(2) returns the lowest free: `fd`.
+            let opened = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY)
+            if opened != fd {
+                if opened < 0 || dup2(opened, fd) != fd { _exit(71) }
+                close(opened)
+            }
+        }
+    }
+
+    private static func resetLimits() {
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit)
+        }
+        if getrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &limit) == 0 {
+            limit.rlim_cur = 0
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &limit)
+        }
+    }
+
+    private static func scrubEnvironment(keeping names: Set<String>) {
+        var kept: [(String, String)] = []
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                let name = String(text[..<equals])
+                if keepsVariable(name) || names.contains(name) { kept.append((name, String(text[text.index(after: equals)...]))) }
+            }
+            pointer += 1
+        }
+        clearenv()
+        for (name, value) in kept { setenv(name, value, 1) }
+        setenv("PATH", safePath, 1)
     }
 }

@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+
+/// A local user attacks the setgid front door with what a caller controls: configuration files,
+/// spool roots, environment, daemon commands, closed descriptors and resource limits (issue 7,
+/// items 2 and 3). `spoolctl` is installed setgid (``SetgidInstallation``) and run by ordinary
+/// users; needs root, as CI has.
+@Suite(.serialized, .enabled(if: getuid() == 0, "needs root to create users and a setgid binary"))
+struct HostileUserTests {
+    /// A configuration file of bob's own, naming his personal group as the operators.
+    private func bobsConfiguration(_ install: SetgidInstallation) throws -> String {
+        let path = "\(install.base)/bob.conf"
+        try Data("spool_root = \(install.spool)\noperator_group = spool-bob\n".utf8).write(to: URL(fileURLWithPath: path))
+        try SetgidInstallation.require("chown spool-bob \(path) && chmod 644 \(path)")
+        return path
+    }
+
+    @Test func aConfigurationOfTheCallersOwnIsRefused() throws {
+        let install = try SetgidInstallation("own-config")
+        let id = try install.submit(as: "spool-alice", customer: "alice@example.com")
+        let mine = try bobsConfiguration(install)
+        let attempts: [([String], [String: String])] = [
+            (["list", "--config", mine], [:]), (["list"], ["SPOOL_CONFIG": mine]),
+            (["status", "--customer", "alice@example.com", "--config", mine], [:]),
+            (["cancel", id, "--config", mine], [:]), (["cancel", id], ["SPOOL_CONFIG": mine]),
+            (["units", "add", "Z-1", "--size", "S", "--config", mine], [:]),
+        ]
+        for (arguments, environment) in attempts {
+            let result = try install.run(as: "spool-bob", ["spoolctl"] + arguments, environment: environment)
+            #expect(result.status == 77, "\(arguments) \(environment): \(result.status) \(result.output) \(result.errors)")
+            #expect(!result.output.contains(id) && !result.output.contains("alice@example.com"), "\(arguments): \(result.output)")
+            #expect(result.errors.contains("is not permitted"), "\(arguments): \(result.errors)")
+        }
+        let status = try install.asRoot(["status", id, "--json"])
+        #expect(status.output.contains("\"received\"") && !status.output.contains("cancel_requested"), "\(status.output)")
+        #expect(try install.asRoot(["units", "list"]).output.contains("no units"))
+    }
+
+    @Test func aSpoolRootOfTheCallersOwnIsRefusedUnlessTheSystemListsIt() throws {
+        let install = try SetgidInstallation("own-spool")
+        let planted = "\(install.base)/bobs-spool", listed = "\(install.base)/second-spool"
+        try SetgidInstallation.require("mkdir -p \(planted) \(listed) && chown spool-bob \(planted) && chmod 777 \(planted) "
+                                       + "&& chgrp \(SetgidInstallation.spoolGroup) \(listed) && chmod 2770 \(listed)")
+        let submit = ["spoolctl", "submit", "--customer", "bob@example.com", "--contact", "bob@example.com", "--size", "S",
+                      "--from", "2099-01-01", "--months", "1"]
+        for (arguments, environment) in [(submit + ["--spool", planted], [String: String]()), (submit, ["SPOOL_ROOT": planted]),
+                                         (["spoolctl", "list", "--spool", planted], [:])] {
+            let result = try install.run(as: "spool-bob", arguments, environment: environment)
+            #expect(result.status == 77, "\(arguments) \(environment): \(result.status) \(result.errors)")
+            #expect(result.errors.contains("spool root") && result.errors.contains("is not permitted"), "\(result.errors)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: planted).isEmpty, "spoolctl wrote into the caller's directory")
+
+        // The same root, listed by the system configuration, is accepted; so is the system's own.
+        try install.writeSystemConfiguration(["alternate_spool_roots": listed])
+        let accepted = try install.run(as: "spool-bob", submit + ["--spool", listed])
+        #expect(accepted.status == 0, "\(accepted.errors)")
+        #expect(try install.run(as: "spool-bob", submit + ["--spool", install.spool]).status == 0)
+    }
+
+    @Test func probingFilesWithConfigGivesOneAnswer() throws {
+        let install = try SetgidInstallation("probe")
+        _ = try install.submit(as: "spool-alice", customer: "alice@example.com")
+        try SetgidInstallation.require("touch \(install.spool)/unreadable && chmod 600 \(install.spool)/unreadable")
+        let probes = ["\(install.spool)/index/status.sqlite", "\(install.spool)/no-such-file", "\(install.spool)/unreadable",
+                      "\(install.spool)/journal", "/etc/passwd"]
+        var answers: Set<String> = []
+        for probe in probes {
+            let result = try install.run(as: "spool-bob", ["spoolctl", "list", "--config", probe])
+            #expect(result.status == 77, "\(probe): \(result.status) \(result.errors)")
+            answers.insert("\(result.status) " + result.errors.replacingOccurrences(of: probe, with: "FILE"))
+        }
+        #expect(answers.count == 1, "answers differ: \(answers)")
+    }
+
+    @Test func daemonCommandsAreRefusedToOrdinaryUsers() throws {
+        let install = try SetgidInstallation("daemon-commands")
+        let id = try install.submit(as: "spool-alice", customer: "alice@example.com")
+        let units = "\(install.base)/units.csv"
+        try Data("id,size,site\nZ-9,S,main\n".utf8).write(to: URL(fileURLWithPath: units))
+        try SetgidInstallation.require("chmod 644 \(units)")
+        #expect(try install.asRoot(["units", "add", "A-1", "--size", "M"]).status == 0)
+        let commands: [[String]] = [["up", "--no-sample"], ["reconcile"], ["reconcile", "--rebuild-index"],
+                                    ["units", "add", "Z-1", "--size", "S"], ["units", "import", units], ["units", "retire", "A-1"],
+                                    ["dead", "list"], ["dead", "retry", id], ["dead", "purge", id], ["index", "rebuild"]]
+        for command in commands {
+            // `timeout`: on a front door that lets bob in, `up` would run until stopped.
+            let result = try install.run(as: "spool-bob", ["timeout", "20", install.binary] + command)
+            #expect(result.status == 77, "\(command): \(result.status) \(result.output) \(result.errors)")
+            let lines = result.errors.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].contains("only root or members of the operator group"), "\(command): \(result.errors)")
+        }
+        let inventory = try install.asRoot(["units", "list", "--json"])
+        #expect(inventory.output.contains("A-1") && !inventory.output.contains("Z-") && !inventory.output.contains("retired"), "\(inventory.output)")
+        #expect(try install.asRoot(["status", id, "--json"]).output.contains("\"received\""))
+
+        // The daemons refuse to run with the spool group's rights for bob (a setgid wrapper, an
+        // old spoolctl up); the spool's own user, whose group it is, runs reconcile as the timer does.
+        for daemon in ["spool-allocator", "spool-notifier"] {
+            let result = try install.run(as: "root", ["setpriv", "--reuid", "spool-bob", "--rgid", "spool-bob", "--init-groups",
+                                                      "--egid", SetgidInstallation.spoolGroup, "timeout", "20", "\(install.base)/bin/\(daemon)",
+                                                      "--spool", install.spool])
+            #expect(result.status == 77, "\(daemon): \(result.status) \(result.errors)")
+        }
+        let timer = try install.run(as: "spool-daemon", ["spoolctl", "reconcile", "--spool", install.spool])
+        #expect(timer.status == 0, "\(timer.errors)")
+    }
+
+    @Test func anOperatorStillRunsUp() throws {
+        let install = try SetgidInstallation("operator-up")
+        #expect(try install.asRoot(["units", "add", "A-1", "--size", "S"]).status == 0)
+        let id = try install.submit(as: "spool-alice", customer: "alice@example.com")
+        let up = try install.start(as: "spool-carol", ["spoolctl", "up", "--no-sample"])
+        var last = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, up.process.isRunning {
+            last = try install.run(as: "spool-alice", ["spoolctl", "status", id, "--json"]).output
+            if last.contains("\"confirmed\"") { break }
+            usleep(100_000)
+        }
+        #expect(last.contains("\"confirmed\"") && last.contains("\"A-1\""), "\(last)")
+        let carolsList = try install.run(as: "spool-carol", ["spoolctl", "list"])
+        #expect(carolsList.status == 0 && carolsList.output.contains(id), "an operator sees every request: \(carolsList.errors)")
+        for pid in descendants(of: up.process.processIdentifier) where executable(pid) == install.binary { kill(pid, SIGTERM) }
+        let stopped = up.finish()
+        #expect(stopped.status == 0 && stopped.output.contains("stopped"), "\(stopped.status) \(stopped.output) \(stopped.errors)")
+    }
+
+    @Test func closedStandardDescriptorsNeverReachSpoolFiles() throws {
+        let install = try SetgidInstallation("closed-fds")
+        let id = try install.submit(as: "spool-alice", customer: "alice@example.com")
+        let submit = ["submit", "--customer", "carl@example.com", "--contact", "carl@example.com", "--size", "S",
+                      "--from", "2099-01-01", "--months", "1"]
+        // The shell closes 0, 1 and 2, then execs spoolctl, which writes its answer and an error line.
+        for arguments in [submit, ["status", id], ["cancel", "0123456789abcdef0123456789abcdef"], ["list"]] {
+            _ = try install.run(as: "spool-bob", ["/bin/sh", "-c", #"exec "$@" <&- >&- 2>&-"#, "sh", install.binary] + arguments)
+        }
+        let leaked = SetgidInstallation.sh("grep -r -l -a -e accepted -e spoolctl -e 'belongs to another user' \(install.spool)")
+        #expect(leaked.output.isEmpty, "spoolctl output written into spool files: \(leaked.output)")
+        let rebuilt = try install.asRoot(["index", "rebuild"])
+        #expect(rebuilt.status == 0 && rebuilt.output.contains("2 requests"), "\(rebuilt.output) \(rebuilt.errors)")
+        #expect(try install.asRoot(["status", id]).status == 0)
+    }
+
+    @Test func aLowFileSizeLimitDoesNotKillAWriteHalfway() throws {
+        let install = try SetgidInstallation("fsize")
+        let submit = ["spoolctl", "submit", "--customer", "bob@example.com", "--contact", "bob@example.com", "--size", "S",
+                      "--from", "2099-01-01", "--months", "1", "--json"]
+        // A soft limit is raised to the hard one: the submit succeeds.
+        let soft = try install.run(as: "spool-bob", ["prlimit", "--fsize=64:unlimited", install.binary] + submit.dropFirst())
+        #expect(soft.status == 0, "\(soft.status) \(soft.errors)")
+        // A hard limit cannot be raised: the write fails with EFBIG and is reported (no SIGXFSZ death).
+        let hard = try install.run(as: "spool-bob", ["prlimit", "--fsize=64:64", install.binary] + submit.dropFirst())
+        #expect(hard.status != 0 && hard.status != 153 && hard.status != SIGXFSZ, "\(hard.status) \(hard.errors)")
+        #expect(hard.errors.hasPrefix("spoolctl: ") && hard.errors.split(separator: "\n").count == 1, "\(hard.errors)")
+        let rebuilt = try install.asRoot(["index", "rebuild"])
+        #expect(rebuilt.status == 0 && rebuilt.output.contains("1 requests"), "\(rebuilt.output) \(rebuilt.errors)")
+    }
+
+    private func descendants(of root: Int32) -> [Int32] {
+        var parents: [Int32: Int32] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = Int32(fields[1]) { parents[pid] = parent }
+        }
+        var result: [Int32] = [], frontier = [root]
+        while let next = frontier.popLast() {
+            for (pid, parent) in parents where parent == next {
+                result.append(pid)
+                frontier.append(pid)
+            }
+        }
+        return result
+    }
+
+    private func executable(_ pid: Int32) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+    }
+}
