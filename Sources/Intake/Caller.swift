@@ -27,6 +27,28 @@ public struct Caller: Sendable, Equatable {
         return Caller(uid: uid, name: name, isOperator: uid == 0 || isMember(uid: uid, name: name, of: operatorGroup))
     }
 
+    /// Reads the file at `path` (at most `limit` bytes) with the real user's rights, not the
+    /// spool group's that a setgid process has: for files the caller names (`units import`),
+    /// which must not let anyone read a file of the spool group's. Returns nil if the file
+    /// cannot be opened or read, or is larger than `limit`.
+    public static func readFileAsRealUser(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
+        let effective = getegid(), real = getgid()
+        let switched = effective != real && setegid(real) == 0
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        if switched, setegid(effective) != 0 { _exit(71) }  // never go on with the wrong rights
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 { return nil }
+            if count == 0 { return bytes }
+            bytes += buffer[..<count]
+            if bytes.count > limit { return nil }
+        }
+    }
+
     /// Whether this caller may see or cancel a request submitted by `owner`.
     public func mayAccess(requestSubmittedBy owner: UInt32) -> Bool { isOperator || owner == uid }
 

@@ -54,7 +54,7 @@ struct Units: ParsableCommand {
 
         func run() throws {
             try global.requireOperator(to: "change the inventory")
-            guard let data = FileManager.default.contents(atPath: file) else {
+            guard let data = Caller.readFileAsRealUser(file).map({ Data($0) }) else {
                 throw Failure(IntakeError(.noInput, "cannot read \(file)"), json: global.json)
             }
             try Units.add(try parse(data), global)

@@ -106,11 +106,31 @@ struct HostileUserTests {
         #expect(timer.status == 0, "\(timer.errors)")
     }
 
+    @Test func unitsImportReadsTheFileWithTheCallersOwnRights() throws {
+        let install = try SetgidInstallation("import-rights")
+        let groupOnly = "\(install.base)/group-only.csv", own = "\(install.base)/carols.csv"
+        try Data("Q-1,S,main\n".utf8).write(to: URL(fileURLWithPath: groupOnly))
+        try Data("Q-2,S,main\n".utf8).write(to: URL(fileURLWithPath: own))
+        try SetgidInstallation.require("chgrp \(SetgidInstallation.spoolGroup) \(groupOnly) && chmod 640 \(groupOnly) "
+                                       + "&& chown spool-carol \(own) && chmod 600 \(own)")
+        // Carol, an operator outside the spool group, cannot have spoolctl read the group's files.
+        let refused = try install.run(as: "spool-carol", ["spoolctl", "units", "import", groupOnly])
+        #expect(refused.status == 66, "\(refused.status) \(refused.output) \(refused.errors)")
+        let imported = try install.run(as: "spool-carol", ["spoolctl", "units", "import", own])
+        #expect(imported.status == 0, "\(imported.errors)")
+        let units = try install.asRoot(["units", "list"]).output
+        #expect(units.contains("Q-2") && !units.contains("Q-1"), "\(units)")
+    }
+
     @Test func anOperatorStillRunsUp() throws {
         let install = try SetgidInstallation("operator-up")
         #expect(try install.asRoot(["units", "add", "A-1", "--size", "S"]).status == 0)
         let id = try install.submit(as: "spool-alice", customer: "alice@example.com")
-        let up = try install.start(as: "spool-carol", ["spoolctl", "up", "--no-sample"])
+        // Carol's environment reaches neither spoolctl nor the daemons it starts, but for the
+        // locale, the terminal and the time zone.
+        let planted = ["TMPDIR": "/tmp/carols", "SQLITE_TMPDIR": "/tmp/carols", "SPOOL_LOG_LEVEL": "trace",
+                       "SWIFT_BACKTRACE": "enable=yes", "LANG": "C.UTF-8", "TZ": "UTC", "NOTIFY_SOCKET": "/tmp/carols/notify"]
+        let up = try install.start(as: "spool-carol", ["spoolctl", "up", "--no-sample"], environment: planted)
         var last = ""
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, up.process.isRunning {
@@ -119,6 +139,13 @@ struct HostileUserTests {
             usleep(100_000)
         }
         #expect(last.contains("\"confirmed\"") && last.contains("\"A-1\""), "\(last)")
+        let daemons = descendants(of: up.process.processIdentifier).filter { executable($0)?.hasPrefix("\(install.base)/bin/spool-") == true }
+        #expect(daemons.count == 2)
+        for pid in daemons {
+            let environment = ((try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data())
+                .split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.sorted()
+            #expect(environment == ["LANG=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TZ=UTC"], "\(environment)")
+        }
         let carolsList = try install.run(as: "spool-carol", ["spoolctl", "list"])
         #expect(carolsList.status == 0 && carolsList.output.contains(id), "an operator sees every request: \(carolsList.errors)")
         for pid in descendants(of: up.process.processIdentifier) where executable(pid) == install.binary { kill(pid, SIGTERM) }
