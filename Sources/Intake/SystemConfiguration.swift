@@ -112,8 +112,8 @@ public struct SystemConfiguration: Sendable, Equatable {
             configuration.alternateConfigFiles = system.alternateConfigFiles
             configuration.alternateSpoolRoots = system.alternateSpoolRoots
         }
-        if let root, root != configuration.spoolRoot {
-            guard system.alternateSpoolRoots.contains(root) else {
+        if let root, trimmingSlashes(root) != trimmingSlashes(configuration.spoolRoot) {
+            guard system.alternateSpoolRoots.contains(where: { trimmingSlashes($0) == trimmingSlashes(root) }) else {
                 throw ConfigurationError(message: "spool root \(shortened(root)) is not permitted: \(rule), its spool_root and its alternate_spool_roots",
                                          refused: true)
             }
@@ -124,6 +124,13 @@ public struct SystemConfiguration: Sendable, Equatable {
                                      refused: true)
         }
         return configuration
+    }
+
+    /// `path` without trailing slashes (but `/` stays `/`), for comparing spool roots.
+    private static func trimmingSlashes(_ path: String) -> String {
+        var result = Substring(path)
+        while result.count > 1, result.hasSuffix("/") { result = result.dropLast() }
+        return String(result)
     }
 
     /// A caller-supplied path for an error line: at most 100 characters.

@@ -30,6 +30,8 @@ struct RestrictedConfigurationTests {
         #expect(plain.spoolRoot == "/srv/spool" && plain.operatorGroup == "ops")
         #expect(try load(system, path: system, root: "/srv/spool").spoolRoot == "/srv/spool")
         #expect(try load(system, root: "/srv/third").spoolRoot == "/srv/third")
+        #expect(try load(system, root: "/srv/third/").spoolRoot == "/srv/third/")
+        #expect(try load(system, root: "/srv/spool/").spoolRoot == "/srv/spool")
         let alternative = try load(system, path: listed)
         #expect(alternative.spoolRoot == "/srv/listed" && alternative.maxAttempts == 3)
         #expect(alternative.operatorGroup == "ops", "the operator group comes from the system file only")

@@ -42,7 +42,8 @@ public enum SpoolProcess {
     /// - In restricted mode (``isRestricted``): raises `RLIMIT_FSIZE` to its hard limit, sets
     ///   `RLIMIT_CORE` to 0 (no core file holds spool data), and replaces the environment by
     ///   the variables ``keepsVariable(_:)`` accepts, the variables named in `names` (the caller
-    ///   validates them, e.g. `SPOOL_CONFIG`) and `PATH=`\(safePath).
+    ///   validates them, e.g. `SPOOL_CONFIG`) and `PATH=`\(safePath); descriptors above 2 that
+    ///   the caller left open are marked close-on-exec.
     public static func prepare(keeping names: Set<String> = []) {
         openStandardDescriptors()
         umask(0o007)
@@ -51,6 +52,22 @@ public enum SpoolProcess {
         if isRestricted {
             resetLimits()
             scrubEnvironment(keeping: names)
+            closeInheritedDescriptorsOnExec()
+        }
+    }
+
+    /// Marks every descriptor above 2 the caller left open close-on-exec, so that none of them
+    /// reaches a program this one starts (the daemons of `spoolctl up`, their hooks) with the
+    /// spool group's rights.
+    private static func closeInheritedDescriptorsOnExec() {
+        guard let directory = opendir("/proc/self/fd") else { return }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = Int32(name), fd > 2, fd != own else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
         }
     }
 

@@ -130,7 +130,11 @@ struct HostileUserTests {
         // locale, the terminal and the time zone.
         let planted = ["TMPDIR": "/tmp/carols", "SQLITE_TMPDIR": "/tmp/carols", "SPOOL_LOG_LEVEL": "trace",
                        "SWIFT_BACKTRACE": "enable=yes", "LANG": "C.UTF-8", "TZ": "UTC", "NOTIFY_SOCKET": "/tmp/carols/notify"]
-        let up = try install.start(as: "spool-carol", ["spoolctl", "up", "--no-sample"], environment: planted)
+        // Nor does a descriptor she leaves open (7 here).
+        let inherited = "\(install.base)/carols-descriptor"
+        try SetgidInstallation.require("touch \(inherited) && chmod 644 \(inherited)")
+        let up = try install.start(as: "spool-carol", ["/bin/sh", "-c", #"exec 7<"$0"; exec "$@""#, inherited, install.binary, "up", "--no-sample"],
+                                   environment: planted)
         var last = ""
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, up.process.isRunning {
@@ -145,6 +149,9 @@ struct HostileUserTests {
             let environment = ((try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data())
                 .split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.sorted()
             #expect(environment == ["LANG=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TZ=UTC"], "\(environment)")
+            let descriptors = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? [])
+                .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+            #expect(!descriptors.isEmpty && !descriptors.contains(inherited), "\(descriptors)")
         }
         let carolsList = try install.run(as: "spool-carol", ["spoolctl", "list"])
         #expect(carolsList.status == 0 && carolsList.output.contains(id), "an operator sees every request: \(carolsList.errors)")
