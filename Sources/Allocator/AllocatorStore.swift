@@ -107,6 +107,14 @@ public final class AllocatorStore: Sendable {
         }
     }
 
+    /// Which of `ids` are in the inventory now (for reporting; ``addUnits(_:sizes:)`` checks
+    /// again in its transaction).
+    public func existingUnitIDs(among ids: [String]) throws -> Set<String> {
+        try database.read { db in
+            Set(try ids.filter { try Bool.fetchOne(db, sql: "SELECT 1 FROM unit WHERE id = ?", arguments: [$0]) != nil })
+        }
+    }
+
     /// Changes the size and/or site of unit `id`; returns the unit as it is now.
     ///
     /// A unit that holds a rental (assigned or confirmed, not yet cancelled or completed) keeps

@@ -44,7 +44,7 @@ struct Submit: ParsableCommand {
                               idempotencyKey: idempotencyKey)
         let submission = try global.reporting { try intake.submit(form, caller: caller) }
         guard let wait else {
-            try delivering(submission.id) {
+            try delivering(submission.id, "is queued") {
                 if global.json {
                     try printJSONObject(["id": submission.id, "created": submission.created, "state": "received"])
                 } else {
@@ -54,7 +54,7 @@ struct Submit: ParsableCommand {
             return
         }
         let status = try global.reporting { try intake.waitForDecision(submission.id, caller: caller, timeout: .seconds(max(0, wait))) }
-        try delivering(submission.id) {
+        try delivering(submission.id, "was accepted") {
             if global.json { try printJSON(status) } else { try emit(Self.sentence(status)) }
         }
         if status.state == .received {
@@ -65,10 +65,10 @@ struct Submit: ParsableCommand {
 
     /// Runs `body`, which writes the result; if standard output fails, the request is queued
     /// all the same: the error names it and says how to get its id again (exit 74).
-    private func delivering(_ id: String, _ body: () throws -> Void) throws {
+    private func delivering(_ id: String, _ state: String, _ body: () throws -> Void) throws {
         do { try body() } catch let failure as Failure where failure.error.code == .ioError {
             let retry = idempotencyKey == nil ? "spoolctl list shows it" : "submitting again with the same --idempotency-key returns it"
-            throw Failure(IntakeError(.ioError, "request \(id) is queued, but \(failure.error.message); \(retry)"), json: false)
+            throw Failure(IntakeError(.ioError, "request \(id) \(state), but \(failure.error.message); \(retry)"), json: false)
         }
     }
 

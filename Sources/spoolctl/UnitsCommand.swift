@@ -116,6 +116,11 @@ struct Units: ParsableCommand {
                     firstLine[unit.id] = entry.line
                 }
             }
+            let existing: Set<String>
+            do { existing = try store.existingUnitIDs(among: Array(firstLine.keys)) } catch {
+                throw Failure(IntakeError(.ioError, "reading the inventory: \(error)"), json: global.json)
+            }
+            for id in existing { rejected.append((firstLine[id]!, "unit \(id) exists already (change it with spoolctl units change)")) }
             if rejected.isEmpty {
                 do {
                     try store.addUnits(entries.compactMap(\.unit), sizes: configuration.sizes)
