@@ -44,7 +44,7 @@ public final class IntakeService: Sendable {
             }
             throw IntakeError(error, doing: "opening the spool at \(configuration.spoolRoot)")
         } catch {
-            throw IntakeError(.ioError, "opening the status index in \(configuration.spoolRoot): \(error)")
+            throw IntakeError.mapping(error, doing: "opening the status index in \(configuration.spoolRoot)", spoolRoot: configuration.spoolRoot)
         }
     }
 

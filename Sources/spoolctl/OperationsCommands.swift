@@ -20,10 +20,8 @@ func openSpool(_ global: GlobalOptions) throws -> (Spool, SystemConfiguration) {
 func operating<T>(_ global: GlobalOptions, _ what: String, _ body: () throws -> T) throws -> T {
     do { return try body() } catch let failure as Failure {
         throw failure
-    } catch let error as SpoolError {
-        throw Failure(IntakeError(error, doing: what), json: global.json)
     } catch {
-        throw Failure(IntakeError(.ioError, "\(what): \(error)"), json: global.json)
+        throw Failure(IntakeError.mapping(error, doing: what), json: global.json)
     }
 }
 

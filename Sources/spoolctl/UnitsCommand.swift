@@ -16,10 +16,8 @@ struct Units: ParsableCommand {
         do {
             let spool = try Spool(path: configuration.spoolRoot, create: true)
             return (try AllocatorStore(spool: spool), configuration)
-        } catch let error as SpoolError {
-            throw Failure(IntakeError(error, doing: "opening the inventory"), json: global.json)
         } catch {
-            throw Failure(IntakeError(.ioError, "opening the inventory: \(error)"), json: global.json)
+            throw Failure(IntakeError.mapping(error, doing: "opening the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
         }
     }
 
@@ -34,7 +32,7 @@ struct Units: ParsableCommand {
         do { try store.addUnits(units, sizes: configuration.sizes) } catch let error as InventoryError {
             throw failure(error, global)
         } catch {
-            throw Failure(IntakeError(.ioError, "updating the inventory: \(error)"), json: global.json)
+            throw Failure(IntakeError.mapping(error, doing: "updating the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
         }
         if global.json { try printJSON(units) } else { try emit("\(units.count) unit\(units.count == 1 ? "" : "s") added") }
     }
@@ -68,7 +66,7 @@ struct Units: ParsableCommand {
             do { unit = try store.changeUnit(id, size: size, site: site, sizes: configuration.sizes) } catch let error as InventoryError {
                 throw Units.failure(error, global)
             } catch {
-                throw Failure(IntakeError(.ioError, "changing unit \(id.echoed): \(error)"), json: global.json)
+                throw Failure(IntakeError.mapping(error, doing: "changing unit \(id.echoed)", spoolRoot: configuration.spoolRoot), json: global.json)
             }
             if global.json { try printJSON(unit) } else { try emit("unit \(unit.id): size \(unit.size), site \(unit.site)") }
         }
@@ -118,7 +116,7 @@ struct Units: ParsableCommand {
             }
             let existing: Set<String>
             do { existing = try store.existingUnitIDs(among: Array(firstLine.keys)) } catch {
-                throw Failure(IntakeError(.ioError, "reading the inventory: \(error)"), json: global.json)
+                throw Failure(IntakeError.mapping(error, doing: "reading the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
             }
             for id in existing { rejected.append((firstLine[id]!, "unit \(id) exists already (change it with spoolctl units change)")) }
             if rejected.isEmpty {
@@ -128,7 +126,7 @@ struct Units: ParsableCommand {
                     guard case .unitsExist(let ids) = error else { throw Units.failure(error, global) }
                     rejected = ids.compactMap { id in firstLine[id].map { ($0, "unit \(id) exists already (change it with spoolctl units change)") } }
                 } catch {
-                    throw Failure(IntakeError(.ioError, "updating the inventory: \(error)"), json: global.json)
+                    throw Failure(IntakeError.mapping(error, doing: "updating the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
                 }
             }
             guard rejected.isEmpty else {
@@ -165,7 +163,7 @@ struct Units: ParsableCommand {
             do { try store.retireUnit(id) } catch let error as InventoryError {
                 throw Units.failure(error, global)
             } catch {
-                throw Failure(IntakeError(.ioError, "retiring \(id): \(error)"), json: global.json)
+                throw Failure(IntakeError.mapping(error, doing: "retiring \(id.echoed)"), json: global.json)
             }
             if global.json { try printJSONObject(["id": id, "in_service": false]) } else { try emit("unit \(id) retired") }
         }

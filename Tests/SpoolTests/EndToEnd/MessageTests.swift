@@ -73,6 +73,34 @@ import Testing
     }
 
     @Test(.enabled(if: getuid() == 0, "needs root to mount a tmpfs"))
+    func aFullDiskUnderSQLiteIsTryAgainLater() throws {
+        let directory = TemporaryDirectory("full")
+        let mountPoint = directory.sub("fs")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mount = try ChildProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint]).finish()
+        try #require(mount.status == 0, "\(mount.errors)")
+        defer { _ = try? ChildProcess("/bin/umount", [mountPoint]).finish() }
+        let config = directory.sub("spool.conf")
+        try Data("spool_root = \(mountPoint)/spool\n".utf8).write(to: URL(fileURLWithPath: config))
+        func ctl(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+            try ChildProcess("spoolctl", arguments, environment: ["SPOOL_CONFIG": config, "SPOOL_ROOT": ""]).finish()
+        }
+        #expect(try ctl(["units", "add", "A-1", "--size", "S"]).status == 0)
+        // Fill the file system.
+        let filler = open("\(mountPoint)/filler", O_WRONLY | O_CREAT, 0o600)
+        let block = [UInt8](repeating: 0, count: 65_536)
+        while write(filler, block, block.count) > 0 {}
+        var byte: UInt8 = 0
+        while write(filler, &byte, 1) > 0 {}
+        close(filler)
+        for arguments in [["units", "add", "A-2", "--size", "S"], Self.submit(["--months", "3"]), ["list"]] {
+            let result = try ctl(arguments)
+            #expect(result.status == 75, "\(arguments.prefix(2)): \(result.errors)")
+            #expect(result.errors.contains("full"), "\(result.errors)")
+        }
+    }
+
+    @Test(.enabled(if: getuid() == 0, "needs root to mount a tmpfs"))
     func runningOutOfInodesWhileCreatingTheSpoolIsTryAgainLater() throws {
         let directory = TemporaryDirectory("inodes")
         let mountPoint = directory.sub("fs")

@@ -91,6 +91,12 @@ import Testing
         let id = try system.submit(size: "M", from: "2099-01-01", to: "2099-04-01")
         let status = try system.waitFor(id, .assigned)
         #expect(status.unit == "A-1")
+        if redirection == "2>&-" {
+            // The closed descriptor was taken by /dev/null before the daemon opened anything: no
+            // file or pipe it opened later received its log lines (it used to be an internal pipe).
+            let target = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(daemon.process.processIdentifier)/fd/2")
+            #expect(target == "/dev/null")
+        }
         kill(daemon.process.processIdentifier, SIGTERM)
         #expect(daemon.finish().status == 0)
         // Nothing the daemon opened received its log lines.
