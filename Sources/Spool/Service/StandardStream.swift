@@ -2,8 +2,9 @@
 import Glibc
 #endif
 
-/// Writing to standard output and standard error with `write(2)`: retried on `EINTR` and after
-/// partial writes, never trapping, never buffering, and reporting failure to the caller.
+/// Writing to standard output and standard error with `write(2)`: retried on `EINTR`, after
+/// partial writes and (waiting with `poll`) on a full non-blocking descriptor; never trapping,
+/// never buffering, and reporting failure to the caller.
 ///
 /// Foundation's `FileHandle.write` traps when the write fails (a closed stream, `/dev/full`,
 /// a broken pipe), and `print` loses the failure in stdio's buffer; the programs use this
@@ -27,6 +28,10 @@ public enum StandardStream: Int32, Sendable {
                     offset += written
                 } else if written < 0 && errno == EINTR {
                     continue
+                } else if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    // A caller may hand over a non-blocking descriptor: wait until it takes more.
+                    var request = pollfd(fd: rawValue, events: Int16(POLLOUT), revents: 0)
+                    if poll(&request, 1, -1) < 0 && errno != EINTR { return errno }
                 } else {
                     return written < 0 ? errno : EIO
                 }

@@ -82,6 +82,35 @@ import Testing
         #expect(try Self.ctlIntoBrokenPipe(system, descriptor: 1, ["units", "list"]).status == 74)
     }
 
+    @Test func aNonBlockingStdoutThatFillsUpGetsTheWholeResult() throws {
+        let system = try SystemFixture()
+        let csv = system.directory.sub("many.csv")
+        try Data((1...300).map { "UNIT-\($0),S,Site number \($0)\n" }.joined().utf8).write(to: URL(fileURLWithPath: csv))
+        #expect(try system.ctl("units", "import", csv).status == 0)
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        _ = fcntl(ends[1], 1031, 4096)  // F_SETPIPE_SZ (not exported to Swift)
+        _ = fcntl(ends[1], F_SETFL, fcntl(ends[1], F_GETFL) | O_NONBLOCK)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "\(productsDirectory())/spoolctl")
+        process.arguments = ["units", "list"]
+        process.environment = ProcessInfo.processInfo.environment.merging(system.environment) { $1 }.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
+        let writer = FileHandle(fileDescriptor: ends[1], closeOnDealloc: true)
+        process.standardOutput = writer
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try writer.close()
+        // Read only once the pipe is full, so that the writer meets EAGAIN.
+        #expect(system.eventually(20) {
+            var queued: Int32 = 0
+            return ioctl(ends[0], UInt(FIONREAD), &queued) == 0 && queued >= 4096 || !process.isRunning
+        })
+        let text = String(decoding: FileHandle(fileDescriptor: ends[0], closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(text.split(separator: "\n").count == 301, "\(text.suffix(200))")
+    }
+
     @Test(arguments: ["2>&-", "2>/dev/full"])
     func aDaemonWithoutAWritableStderrServes(redirection: String) throws {
         let system = try SystemFixture()
