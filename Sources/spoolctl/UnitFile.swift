@@ -48,6 +48,11 @@ struct UnitFile {
 
     private func csvEntries() throws -> [Entry] {
         let text = String(decoding: data, as: UTF8.self)
+        // The parser takes a quoted field left open at the end of the file as closed there; in a
+        // well-formed file quotes come in pairs (`""` inside a quoted field included).
+        if text.utf8.lazy.filter({ $0 == UInt8(ascii: "\"") }).count % 2 == 1 {
+            throw Failure(IntakeError(.badData, "\(name): a quoted field is not closed (an odd number of \" characters); nothing imported"), json: json)
+        }
         var entries: [Entry] = []
         var line = 1
         do {

@@ -67,6 +67,17 @@ import Testing
         #expect(try units(system) == [Unit(id: "A-1", size: "S", site: "Main Street 1, rear"), Unit(id: "A-2", size: "M", site: "Harbour \"Pier\" 7")])
     }
 
+    @Test func aQuotedFieldLeftOpenIsRefused() throws {
+        let system = try SystemFixture()
+        for (name, text) in [("open-end.csv", "A-1,S,\"Main Street\n"), ("open-middle.csv", "A-1,S,\"Main\nA-2,S,North\n"),
+                             ("stray.csv", "A-1,S,Ma\"in\n")] {
+            let result = try system.ctl("units", "import", try write(system, name, text))
+            #expect(result.status == 65, "\(name): \(result.errors)")
+            #expect(result.errors.contains("\(name)"), "\(name): \(result.errors)")
+        }
+        #expect(try units(system).isEmpty)
+    }
+
     @Test func aFileWithoutUnitsIsRefused() throws {
         let system = try SystemFixture()
         for (name, text) in [("empty.csv", ""), ("header.csv", "id,size,site\r\n"), ("blank.csv", "\n\n")] {
