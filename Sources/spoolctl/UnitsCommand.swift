@@ -100,19 +100,21 @@ struct Units: ParsableCommand {
                 throw Failure(IntakeError(.badData, "\(file.echoed) holds no units; nothing imported"), json: global.json)
             }
             var rejected: [(line: Int, message: String)] = []
-            var firstLine: [String: Int] = [:]
+            var seen: [String: Int] = [:]  // every id given, valid or not: its first line
+            var firstLine: [String: Int] = [:]  // the valid ones
             for entry in entries {
                 if let message = entry.problem { rejected.append((entry.line, message)); continue }
                 let unit = entry.unit!
+                if let earlier = seen[unit.id] {
+                    rejected.append((entry.line, "unit \(unit.id.echoed) is given twice (\(word)s \(earlier) and \(entry.line))"))
+                    continue
+                }
+                seen[unit.id] = entry.line
                 do { try InventoryError.validate(unit, sizes: configuration.sizes) } catch {
                     rejected.append((entry.line, "\(error)"))
                     continue
                 }
-                if let earlier = firstLine[unit.id] {
-                    rejected.append((entry.line, "unit \(unit.id) is given twice (\(word)s \(earlier) and \(entry.line))"))
-                } else {
-                    firstLine[unit.id] = entry.line
-                }
+                firstLine[unit.id] = entry.line
             }
             let existing: Set<String>
             do { existing = try store.existingUnitIDs(among: Array(firstLine.keys)) } catch {

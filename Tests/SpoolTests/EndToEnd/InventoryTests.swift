@@ -41,7 +41,13 @@ import Testing
         let twice = try write(system, "twice.csv", "C-1,S,North\nC-2,M,North\nC-1,L,South\n")
         let duplicate = try system.ctl("units", "import", twice)
         #expect(duplicate.status == 65)
-        #expect(duplicate.errors.contains("twice.csv:3: unit C-1 is given twice (lines 1 and 3)"), "\(duplicate.errors)")
+        #expect(duplicate.errors.contains("twice.csv:3: unit \"C-1\" is given twice (lines 1 and 3)"), "\(duplicate.errors)")
+        // A duplicate of a line rejected for another reason is reported too.
+        let both = try write(system, "both.csv", "D-1,HUGE,North\nD-1,S,North\n")
+        let bothResult = try system.ctl("units", "import", both)
+        #expect(bothResult.status == 65)
+        #expect(bothResult.errors.contains("both.csv:1: unknown unit size") && bothResult.errors.contains("both.csv:2: unit \"D-1\" is given twice"),
+                "\(bothResult.errors)")
         #expect(try units(system).map(\.id) == ["A-1"], "nothing imported")
     }
 
