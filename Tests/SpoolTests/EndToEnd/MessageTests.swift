@@ -93,7 +93,7 @@ import Testing
         var byte: UInt8 = 0
         while write(filler, &byte, 1) > 0 {}
         close(filler)
-        for arguments in [["units", "add", "A-2", "--size", "S"], Self.submit(["--months", "3"]), ["list"]] {
+        for arguments in [["units", "add", "A-2", "--size", "S"], Self.submit(["--months", "3"])] {
             let result = try ctl(arguments)
             #expect(result.status == 75, "\(arguments.prefix(2)): \(result.errors)")
             #expect(result.errors.contains("full"), "\(result.errors)")
