@@ -83,18 +83,62 @@ public final class AllocatorStore: Sendable {
 
     // MARK: Inventory
 
-    /// Adds units, or updates size and site of existing ones (in one transaction).
+    /// Adds new units, all or none, in one transaction.
     ///
-    /// - Throws: ``InventoryError`` for an id or size outside the rules.
+    /// An existing unit is never changed here (see ``changeUnit(_:size:site:sizes:)``).
+    ///
+    /// - Throws: ``InventoryError``: for an id, size or site outside the rules, an id given twice
+    ///   (`duplicateUnit`) or ids already in the inventory (`unitsExist`, checked in the same
+    ///   transaction as the insert); nothing is added then.
     public func addUnits(_ units: [StorageUnit], sizes: [SizeClass]) throws {
         for unit in units { try InventoryError.check(unit, sizes: sizes) }
+        var seen = Set<String>()
+        for unit in units where !seen.insert(unit.id).inserted { throw InventoryError.duplicateUnit(unit.id) }
         try database.write { db in
-            for unit in units {
-                try db.execute(sql: """
-                    INSERT INTO unit (id, size, site, in_service, added_at) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET size = excluded.size, site = excluded.site, in_service = excluded.in_service
-                    """, arguments: [unit.id, unit.size.uppercased(), unit.site, unit.inService, Clock.nowMilliseconds()])
+            var existing: [String] = []
+            for unit in units where try Bool.fetchOne(db, sql: "SELECT 1 FROM unit WHERE id = ?", arguments: [unit.id]) != nil {
+                existing.append(unit.id)
             }
+            if !existing.isEmpty { throw InventoryError.unitsExist(existing) }
+            for unit in units {
+                try db.execute(sql: "INSERT INTO unit (id, size, site, in_service, added_at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [unit.id, unit.size.uppercased(), unit.site, unit.inService, Clock.nowMilliseconds()])
+            }
+        }
+    }
+
+    /// Which of `ids` are in the inventory now (for reporting; ``addUnits(_:sizes:)`` checks
+    /// again in its transaction).
+    public func existingUnitIDs(among ids: [String]) throws -> Set<String> {
+        try database.read { db in
+            Set(try ids.filter { try Bool.fetchOne(db, sql: "SELECT 1 FROM unit WHERE id = ?", arguments: [$0]) != nil })
+        }
+    }
+
+    /// Changes the size and/or site of unit `id`; returns the unit as it is now.
+    ///
+    /// A unit that holds a rental (assigned or confirmed, not yet cancelled or completed) keeps
+    /// its size and site: the customer was promised that unit there. The check and the change
+    /// are one transaction, so an allocation cannot slip in between.
+    ///
+    /// - Throws: ``InventoryError``: `unknownUnit`, a size or site outside the rules, or
+    ///   `unitHeld` naming the rentals that hold it.
+    @discardableResult
+    public func changeUnit(_ id: String, size: String?, site: String?, sizes: [SizeClass]) throws -> StorageUnit {
+        try database.write { db in
+            guard let unit = try StorageUnit.fetchOne(db, sql: "SELECT id, size, site, in_service FROM unit WHERE id = ?", arguments: [id]) else {
+                throw InventoryError.unknownUnit(id)
+            }
+            var changed = unit
+            if let size { changed.size = size.uppercased() }
+            if let site { changed.site = site }
+            try InventoryError.check(changed, sizes: sizes)
+            guard changed != unit else { return unit }
+            let holders = try String.fetchAll(db, sql: "SELECT request_id FROM rental WHERE unit_id = ? AND state = 'assigned' ORDER BY start_day",
+                                              arguments: [id])
+            if !holders.isEmpty { throw InventoryError.unitHeld(id, requests: holders) }
+            try db.execute(sql: "UPDATE unit SET size = ?, site = ? WHERE id = ?", arguments: [changed.size, changed.site, id])
+            return changed
         }
     }
 
@@ -145,6 +189,19 @@ public enum InventoryError: Error, Sendable, Equatable, CustomStringConvertible 
     case invalidSite(String)
     /// No unit has this id.
     case unknownUnit(String)
+    /// The same id is given twice in one addition.
+    case duplicateUnit(String)
+    /// These ids are in the inventory already.
+    case unitsExist([String])
+    /// The unit holds these rentals (current or future), so its size and site cannot change.
+    case unitHeld(String, requests: [String])
+
+    /// Checks `unit` against the rules (id, configured size, site) without touching the store.
+    ///
+    /// - Throws: ``InventoryError``.
+    public static func validate(_ unit: StorageUnit, sizes: [SizeClass]) throws(InventoryError) {
+        do { try check(unit, sizes: sizes) } catch let error as InventoryError { throw error } catch { throw .invalidUnitID(unit.id) }
+    }
 
     static func check(_ unit: StorageUnit, sizes: [SizeClass]) throws {
         guard (1...32).contains(unit.id.utf8.count),
@@ -156,10 +213,17 @@ public enum InventoryError: Error, Sendable, Equatable, CustomStringConvertible 
 
     public var description: String {
         switch self {
-        case .invalidUnitID(let id): return "unit id \(id.debugDescription) must be 1 to 32 letters, digits, - or _"
-        case .unknownSize(let size): return "unknown unit size \(size.debugDescription)"
-        case .invalidSite(let site): return "site \(site.debugDescription) must be 1 to 64 characters on one line"
-        case .unknownUnit(let id): return "no unit \(id)"
+        case .invalidUnitID(let id): return "unit id \(id.echoed) must be 1 to 32 letters, digits, - or _"
+        case .unknownSize(let size): return "unknown unit size \(size.echoed)"
+        case .invalidSite(let site): return "site \(site.echoed) must be 1 to 64 characters on one line"
+        case .unknownUnit(let id): return "no unit \(id.echoed)"
+        case .duplicateUnit(let id): return "unit \(id.echoed) is given twice"
+        case .unitsExist(let ids):
+            let shown = ids.prefix(10).joined(separator: ", ") + (ids.count > 10 ? " and \(ids.count - 10) more" : "")
+            return "unit\(ids.count == 1 ? "" : "s") \(shown) exist\(ids.count == 1 ? "s" : "") already; nothing was added (change a unit with spoolctl units change)"
+        case .unitHeld(let id, let requests):
+            let shown = requests.prefix(5).joined(separator: ", ") + (requests.count > 5 ? " and \(requests.count - 5) more" : "")
+            return "unit \(id) holds \(requests.count) current or future rental\(requests.count == 1 ? "" : "s") (\(shown)); its size and site cannot change while it does (retire it and add a new unit instead)"
         }
     }
 }

@@ -58,11 +58,15 @@ public struct CalendarDay: Hashable, Comparable, Sendable, Codable, CustomString
     /// (2027-01-31 plus one month is 2027-02-28).
     public func adding(months: Int) -> CalendarDay? {
         let (year, month, day) = components
-        let index = year * 12 + (month - 1) + months
+        let (index, overflow) = (year * 12 + (month - 1)).addingReportingOverflow(months)
+        guard !overflow, index >= 0 else { return nil }
         let newYear = index / 12, newMonth = index % 12 + 1
         guard (1...9999).contains(newYear) else { return nil }
         return CalendarDay(year: newYear, month: newMonth, day: min(day, Self.daysIn(year: newYear, month: newMonth)))
     }
+
+    /// The last day the calendar handles: 9999-12-31.
+    public static let latest = CalendarDay(year: 9999, month: 12, day: 31)!
 
     /// `days` days later.
     public func adding(days: Int) -> CalendarDay { CalendarDay(daysSinceEpoch: daysSinceEpoch + days) }

@@ -1,3 +1,4 @@
+import Foundation
 import Spool
 
 /// Why a request to the front door failed, with the sysexits code `spoolctl` exits with. Each
@@ -35,4 +36,42 @@ public struct IntakeError: Error, Sendable, Equatable, CustomStringConvertible {
         default: self.init(.ioError, "\(what): \(error)")
         }
     }
+}
+
+extension IntakeError {
+    /// Maps any failure while doing `what`: an ``IntakeError`` as it is, a ``SpoolError`` as
+    /// ``init(_:doing:)`` does, and SQLite's "database or disk is full" (`SQLITE_FULL`, as GRDB
+    /// reports it) as 75 like any full disk. SQLite reports some writes that fail for want of
+    /// space as plain I/O errors (`SQLITE_IOERR`, e.g. growing the `-shm` file): those are 75 too
+    /// when the file system of `spoolRoot` has no free blocks or inodes left. Anything else is 74.
+    public static func mapping(_ error: any Error, doing what: String, spoolRoot: String? = nil) -> IntakeError {
+        if let error = error as? IntakeError { return error }
+        if let error = error as? SpoolError { return IntakeError(error, doing: what) }
+        let bridged = error as NSError
+        if bridged.domain == "GRDB.DatabaseError" {
+            let primary = bridged.code & 0xFF
+            if primary == 13 || (primary == 10 && spoolRoot.map(isFull) == true) {
+                return IntakeError(.tryAgain, "\(what): the spool's file system is full: \(error)", retryAfterSeconds: 60)
+            }
+        }
+        return IntakeError(.ioError, "\(what): \(error)")
+    }
+
+    /// True when the file system holding `path` has no block or no inode left for an
+    /// unprivileged writer.
+    static func isFull(_ path: String) -> Bool {
+        var status = statvfs()
+        guard statvfs(path, &status) == 0 else { return false }
+        return status.f_bavail == 0 || (status.f_files > 0 && status.f_favail == 0)
+    }
+}
+
+extension String {
+    /// The text as it is echoed in an error message: quoted and escaped like a Swift string
+    /// literal, and cut after 64 characters with `…` (an argument of 100 KB must not turn into
+    /// an error line of 100 KB).
+    public var echoed: String { shortened.debugDescription }
+
+    /// The text cut after 64 characters with `…`, unquoted (for a file name before `:LINE:`).
+    public var shortened: String { count <= 64 ? self : String(prefix(64)) + "…" }
 }

@@ -39,12 +39,12 @@ public final class IntakeService: Sendable {
                                          records: try RecordDirectory(spool: spool, path: "state"))
             index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
         } catch let error as SpoolError {
-            if case .system(let operation, _, _) = error, operation.hasPrefix("create") {
+            if case .system(let operation, _, _) = error, operation.hasPrefix("create"), !error.isNoSpace {
                 throw IntakeError(.cannotCreate, "cannot create the spool at \(configuration.spoolRoot): \(error)")
             }
             throw IntakeError(error, doing: "opening the spool at \(configuration.spoolRoot)")
         } catch {
-            throw IntakeError(.ioError, "opening the status index in \(configuration.spoolRoot): \(error)")
+            throw IntakeError.mapping(error, doing: "opening the status index in \(configuration.spoolRoot)", spoolRoot: configuration.spoolRoot)
         }
     }
 
@@ -71,6 +71,7 @@ public final class IntakeService: Sendable {
                                     submittedByName: caller.name, createdAt: Clock.nowMilliseconds(),
                                     idempotencyKey: form.idempotencyKey)
         if let key = form.idempotencyKey, let earlier = try recordedRequest(key: key, caller: caller) {
+            try Self.requireSameRequest(earlier, request, key: key)
             if try isKnown(earlier.id) { return Submission(id: earlier.id, created: false) }
             request = earlier  // recorded, then crashed before queueing: queue it now
         } else {
@@ -81,6 +82,7 @@ public final class IntakeService: Sendable {
                     throw IntakeError(error, doing: "recording the idempotency key")
                 }
                 if let existing, let earlier = try? JSONDecoder().decode(RentalRequest.self, from: Data(existing)) {
+                    try Self.requireSameRequest(earlier, request, key: key)
                     return Submission(id: earlier.id, created: false)  // a concurrent submit won
                 }
             }
@@ -153,7 +155,7 @@ public final class IntakeService: Sendable {
     ///
     /// - Throws: ``IntakeError``: 66 if there is no such request, 77 if it is another user's.
     public func status(_ id: String, caller: Caller) throws(IntakeError) -> RentalStatus {
-        guard ItemID(id) != nil else { throw IntakeError(.badData, "\(id.debugDescription) is not a request id") }
+        guard ItemID(id) != nil else { throw IntakeError(.badData, "\(id.echoed) is not a request id") }
         var found: RentalStatus?
         do {
             if let row = try index.entity(id) { found = RentalStatus(document: row.document) }
@@ -220,6 +222,20 @@ public final class IntakeService: Sendable {
     private func isKnown(_ id: String) throws(IntakeError) -> Bool {
         if (try? index.entity(id)) != nil { return true }
         return try queuedStatus(id) != nil
+    }
+
+    /// Refuses an idempotency key reused for a different request (as payment APIs do): a retry
+    /// must carry the same customer, contact, size and period as the submit it repeats.
+    ///
+    /// - Throws: ``IntakeError`` with exit 65 naming the fields that differ.
+    static func requireSameRequest(_ earlier: RentalRequest, _ retry: RentalRequest, key: String) throws(IntakeError) {
+        var differing: [String] = []
+        if earlier.customer != retry.customer { differing.append("customer") }
+        if earlier.contact != retry.contact { differing.append("contact") }
+        if earlier.size != retry.size { differing.append("size") }
+        if earlier.period != retry.period { differing.append("period") }
+        guard !differing.isEmpty else { return }
+        throw IntakeError(.badData, "idempotency key \(key.echoed) was already used for request \(earlier.id) with a different \(differing.joined(separator: ", ")); use a new key for a new request")
     }
 
     private func keyName(_ key: String, _ caller: Caller) -> String { "\(caller.uid)-\(key)" }

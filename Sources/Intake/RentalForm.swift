@@ -32,17 +32,17 @@ public struct RentalForm: Sendable, Equatable {
     public func validate(_ configuration: SystemConfiguration, today: CalendarDay = .today())
         throws(IntakeError) -> (customer: String, contact: String, size: SizeClass, period: RentalPeriod) {
         guard Self.isCustomer(customer) else {
-            throw IntakeError(.badData, "customer \(customer.debugDescription) is not an e-mail address, phone number or customer number (letters, digits, . @ + _ -; at most 128)")
+            throw IntakeError(.badData, "customer \(customer.echoed) is not an e-mail address, phone number or customer number (letters, digits, . @ + _ -; at most 128)")
         }
         guard Self.isEmail(contact) || Self.isPhone(contact) else {
-            throw IntakeError(.badData, "contact \(contact.debugDescription) is not an e-mail address or an international phone number like +4915112345678")
+            throw IntakeError(.badData, "contact \(contact.echoed) is not an e-mail address or an international phone number like +4915112345678")
         }
         guard let size = configuration.size(named: size) else {
             let known = configuration.sizes.map(\.name).joined(separator: ", ")
-            throw IntakeError(.badData, "unknown unit size \(size.debugDescription); sizes are \(known)")
+            throw IntakeError(.badData, "unknown unit size \(size.echoed); sizes are \(known)")
         }
         guard let start = CalendarDay(iso: from) else {
-            throw IntakeError(.badData, "--from \(from.debugDescription) is not a date like 2027-01-31")
+            throw IntakeError(.badData, "--from \(from.echoed) is not a date like 2027-01-31")
         }
         guard start >= today else { throw IntakeError(.badData, "--from \(start) is in the past (today is \(today))") }
         let end: CalendarDay
@@ -50,18 +50,22 @@ public struct RentalForm: Sendable, Equatable {
         case (nil, nil): throw IntakeError(.usage, "give the end of the rental with --to DATE or --months N")
         case (.some, .some): throw IntakeError(.usage, "give either --to or --months, not both")
         case (let to?, nil):
-            guard let day = CalendarDay(iso: to) else { throw IntakeError(.badData, "--to \(to.debugDescription) is not a date like 2027-04-01") }
+            guard let day = CalendarDay(iso: to) else { throw IntakeError(.badData, "--to \(to.echoed) is not a date like 2027-04-01") }
             end = day
         case (nil, let months?):
-            guard months >= 1, months <= configuration.maxPeriodMonths, let day = start.adding(months: months) else {
-                throw IntakeError(.badData, "--months must be between 1 and \(configuration.maxPeriodMonths)")
+            guard months >= 1, months <= configuration.maxPeriodMonths else {
+                throw IntakeError(.badData, "--months \(months) is out of range: it must be between 1 and \(configuration.maxPeriodMonths)")
+            }
+            guard let day = start.adding(months: months) else {
+                throw IntakeError(.badData, "--from \(start) plus \(months) months is out of range: the last date the system handles is \(CalendarDay.latest)")
             }
             end = day
         }
         guard let period = RentalPeriod(start: start, end: end) else {
             throw IntakeError(.badData, "--to \(end) must be after --from \(start)")
         }
-        guard let limit = start.adding(months: configuration.maxPeriodMonths), end <= limit else {
+        // Near the end of the calendar the limit itself is out of range; then no end date exceeds it.
+        if let limit = start.adding(months: configuration.maxPeriodMonths), end > limit {
             throw IntakeError(.badData, "the period \(period) is longer than the maximum of \(configuration.maxPeriodMonths) months")
         }
         if let key = idempotencyKey, !Self.isIdempotencyKey(key) {

@@ -20,10 +20,8 @@ func openSpool(_ global: GlobalOptions) throws -> (Spool, SystemConfiguration) {
 func operating<T>(_ global: GlobalOptions, _ what: String, _ body: () throws -> T) throws -> T {
     do { return try body() } catch let failure as Failure {
         throw failure
-    } catch let error as SpoolError {
-        throw Failure(IntakeError(error, doing: what), json: global.json)
     } catch {
-        throw Failure(IntakeError(.ioError, "\(what): \(error)"), json: global.json)
+        throw Failure(IntakeError.mapping(error, doing: what), json: global.json)
     }
 }
 
@@ -57,8 +55,8 @@ struct Reconcile: ParsableCommand {
             return ["reclaimed_leases": reclaimed, "outbox_published": published, "completed_rentals": completed,
                     "staging_files_removed": swept, "journal_records_projected": projected, "index_rebuilt": rebuildIndex]
         }
-        if global.json { printJSONObject(summary); return }
-        print(Table(headers: ["CHECK", "RESULT"], rows: summary.keys.sorted().map { [$0, "\(summary[$0]!)"] }).render())
+        if global.json { try printJSONObject(summary); return }
+        try emit(Table(headers: ["CHECK", "RESULT"], rows: summary.keys.sorted().map { [$0, "\(summary[$0]!)"] }).render())
     }
 }
 
@@ -83,14 +81,33 @@ struct Queues: ParsableCommand {
                 var allocatorHealth: AllocatorHealth
                 enum CodingKeys: String, CodingKey { case queues, breaker, allocatorHealth = "allocator_health" }
             }
-            printJSON(Report(queues: Dictionary(uniqueKeysWithValues: report.queues), breaker: report.breaker, allocatorHealth: report.health))
+            try printJSON(Report(queues: Dictionary(uniqueKeysWithValues: report.queues), breaker: report.breaker, allocatorHealth: report.health))
             return
         }
-        print(Table(headers: ["QUEUE", "READY", "DEFERRED", "ACTIVE", "DEAD"],
+        try emit(Table(headers: ["QUEUE", "READY", "DEFERRED", "ACTIVE", "DEAD"],
                     rows: report.queues.map { [$0.0, "\($0.1.ready)", "\($0.1.deferred)", "\($0.1.active)", "\($0.1.dead)"] }).render())
-        print("")
-        print("breaker: \(report.breaker.state)\(report.breaker.reason.isEmpty ? "" : " (\(report.breaker.reason))")")
-        print("allocator failures in a row: \(report.health.consecutiveFailures)")
+        try emit("")
+        for line in Self.healthLines(breaker: report.breaker, health: report.health, configuration: configuration) { try emit(line) }
+    }
+
+    /// The breaker and the allocator's health, each with its time, so that they cannot be read as
+    /// contradicting each other: the breaker's reason is what it saw when it opened (the failure
+    /// count then), the allocator's count is its latest report.
+    static func healthLines(breaker: AdmissionControl.State, health: AllocatorHealth, configuration: SystemConfiguration,
+                            now: Int64 = Clock.nowMilliseconds()) -> [String] {
+        var lines: [String] = []
+        if breaker.state == "open" {
+            let remaining = (breaker.openedAt + Int64(configuration.breakerCooldownSeconds) * 1000 - now + 999) / 1000
+            let when = remaining > 0 ? "new requests refused for \(remaining) s more" : "cooldown over: the next submit probes and closes it if all is well"
+            lines.append("breaker: open since \(Timestamp(milliseconds: breaker.openedAt)) (\(when))")
+            if !breaker.reason.isEmpty { lines.append("  opened because \(breaker.reason)") }
+        } else {
+            lines.append("breaker: \(breaker.state)")
+        }
+        let since = health.updatedAt > 0 ? " (reported \(Timestamp(milliseconds: health.updatedAt)))" : ""
+        lines.append("allocator now: \(health.consecutiveFailures) failure\(health.consecutiveFailures == 1 ? "" : "s") in a row\(since)"
+                     + (health.consecutiveFailures > 0 ? ", last: \(health.lastError ?? "unknown error")" : ""))
+        return lines
     }
 }
 
@@ -103,14 +120,14 @@ struct Dead: ParsableCommand {
         let (spool, configuration) = try openSpool(global)
         if let operatorAction { try global.requireOperator(global.caller(configuration), to: operatorAction) }
         guard let queueName = QueueName(validating: name), QueueName.rentalQueues.contains(queueName) else {
-            throw Failure(IntakeError(.usage, "unknown queue \(name.debugDescription); queues are \(QueueName.rentalQueues.map(\.rawValue).joined(separator: ", "))"),
+            throw Failure(IntakeError(.usage, "unknown queue \(name.echoed); queues are \(QueueName.rentalQueues.map(\.rawValue).joined(separator: ", "))"),
                           json: global.json)
         }
         return try operating(global, "opening queue \(name)") { try spool.queue(queueName) }
     }
 
     static func itemID(_ text: String, _ global: GlobalOptions) throws -> ItemID {
-        guard let id = ItemID(text) else { throw Failure(IntakeError(.badData, "\(text.debugDescription) is not an item id"), json: global.json) }
+        guard let id = ItemID(text) else { throw Failure(IntakeError(.badData, "\(text.echoed) is not an item id"), json: global.json) }
         return id
     }
 
@@ -124,11 +141,11 @@ struct Dead: ParsableCommand {
             let target = try Dead.queue(global, queue, operatorAction: "inspect dead letters")
             let letters = try operating(global, "listing dead letters") { try target.deadLetters() }
             if global.json {
-                printJSONObject(letters.map { ["id": $0.id.rawValue, "attempts": $0.attempts, "last_error": $0.lastError] as [String: Any] })
+                try printJSONObject(letters.map { ["id": $0.id.rawValue, "attempts": $0.attempts, "last_error": $0.lastError] as [String: Any] })
             } else if letters.isEmpty {
-                print("no dead letters in \(queue)")
+                try emit("no dead letters in \(queue)")
             } else {
-                print(Table(headers: ["ID", "ATTEMPTS", "LAST ERROR"], rows: letters.map { [$0.id.rawValue, "\($0.attempts)", $0.lastError] }).render())
+                try emit(Table(headers: ["ID", "ATTEMPTS", "LAST ERROR"], rows: letters.map { [$0.id.rawValue, "\($0.attempts)", $0.lastError] }).render())
             }
         }
     }
@@ -144,7 +161,7 @@ struct Dead: ParsableCommand {
             let target = try Dead.queue(global, queue, operatorAction: "retry dead letters")
             let itemID = try Dead.itemID(id, global)
             try operating(global, "retrying \(id)") { try target.retryDeadLetter(itemID) }
-            if global.json { printJSONObject(["id": id, "result": "requeued"]) } else { print("item \(id) requeued in \(queue)") }
+            if global.json { try printJSONObject(["id": id, "result": "requeued"]) } else { try emit("item \(id) requeued in \(queue)") }
         }
     }
 
@@ -159,7 +176,7 @@ struct Dead: ParsableCommand {
             let target = try Dead.queue(global, queue, operatorAction: "purge dead letters")
             let itemID = try Dead.itemID(id, global)
             try operating(global, "purging \(id)") { try target.purgeDeadLetter(itemID) }
-            if global.json { printJSONObject(["id": id, "result": "purged"]) } else { print("item \(id) purged from \(queue)") }
+            if global.json { try printJSONObject(["id": id, "result": "purged"]) } else { try emit("item \(id) purged from \(queue)") }
         }
     }
 }
@@ -181,7 +198,7 @@ struct Index: ParsableCommand {
                 try index.rebuild(from: try Journal(spool: spool))
                 return try index.dump().count
             }
-            if global.json { printJSONObject(["entities": count]) } else { print("status index rebuilt: \(count) requests") }
+            if global.json { try printJSONObject(["entities": count]) } else { try emit("status index rebuilt: \(count) requests") }
         }
     }
 }

@@ -1,17 +1,51 @@
 import Foundation
 import Intake
+import Spool
 
-/// Prints `value` as pretty, key-sorted JSON.
-func printJSON<T: Encodable>(_ value: T) {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self))
+/// Writes one line of a command's result to standard output.
+///
+/// - Throws: ``Failure`` with exit 74 when standard output cannot be written (closed, full
+///   disk, broken pipe): a result nobody received is not a success.
+func emit(_ line: String) throws {
+    if let code = StandardStream.output.write(line + "\n") {
+        throw Failure(IntakeError(.ioError, "cannot write the result to standard output: \(errnoDescription(code))"), json: false)
+    }
 }
 
-/// Prints a dictionary of JSON values as pretty, key-sorted JSON.
-func printJSONObject(_ object: Any) {
+/// Writes `line` to standard output for an operator watching (`spoolctl up`); a failed write is
+/// ignored, as the program's work does not depend on anyone reading it.
+func inform(_ line: String) {
+    StandardStream.output.write(line + "\n")
+}
+
+/// `print` is not used in `spoolctl`: it loses write failures in stdio's buffer. Use ``emit(_:)``.
+@available(*, unavailable, message: "use emit(_:), which reports a failed write")
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {}
+
+/// Writes `value` as pretty, key-sorted JSON to standard output (see ``emit(_:)``).
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    try emit(String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self))
+}
+
+/// Writes a dictionary of JSON values as pretty, key-sorted JSON to standard output (see
+/// ``emit(_:)``).
+func printJSONObject(_ object: Any) throws {
+    try emit(jsonText(object))
+}
+
+/// A dictionary of JSON values as pretty, key-sorted JSON text.
+func jsonText(_ object: Any) -> String {
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
-    print(String(decoding: data, as: UTF8.self))
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// Writes `line` to standard error, prefixed `spoolctl: ` and cut to one line of at most 1000
+/// characters. A failed write is ignored: the exit code still tells.
+func complain(_ line: String) {
+    let oneLine = line.split(whereSeparator: \.isNewline).joined(separator: " ")
+    StandardStream.error.write("spoolctl: \(oneLine.count > 1000 ? oneLine.prefix(1000) + "…" : oneLine)\n")
 }
 
 /// A plain text table: a header row, then aligned columns separated by two spaces.

@@ -4,7 +4,13 @@ import Intake
 
 struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Submit a rental request; prints its id once it is durably queued.")
+        abstract: "Submit a rental request; prints its id once it is durably queued.",
+        discussion: """
+            If the id cannot be written to standard output (closed, full disk, broken pipe), the request \
+            stays queued and submit exits 74 naming it on standard error; submit again with the same \
+            --idempotency-key to get the id of that request without creating a second one. A key reused \
+            with a different customer, contact, size or period is refused (exit 65).
+            """)
 
     @OptionGroup var global: GlobalOptions
 
@@ -38,18 +44,31 @@ struct Submit: ParsableCommand {
                               idempotencyKey: idempotencyKey)
         let submission = try global.reporting { try intake.submit(form, caller: caller) }
         guard let wait else {
-            if global.json {
-                printJSONObject(["id": submission.id, "created": submission.created, "state": "received"])
-            } else {
-                print(submission.created ? "request \(submission.id) accepted" : "request \(submission.id) (already submitted with this key)")
+            try delivering(submission.id, "is queued") {
+                if global.json {
+                    try printJSONObject(["id": submission.id, "created": submission.created, "state": "received"])
+                } else {
+                    try emit(submission.created ? "request \(submission.id) accepted" : "request \(submission.id) (already submitted with this key)")
+                }
             }
             return
         }
         let status = try global.reporting { try intake.waitForDecision(submission.id, caller: caller, timeout: .seconds(max(0, wait))) }
-        if global.json { printJSON(status) } else { print(Self.sentence(status)) }
+        try delivering(submission.id, "was accepted") {
+            if global.json { try printJSON(status) } else { try emit(Self.sentence(status)) }
+        }
         if status.state == .received {
             throw Failure(IntakeError(.tryAgain, "request \(submission.id) is still queued after \(wait) s; it stays queued (spoolctl status \(submission.id))"),
                           json: false)
+        }
+    }
+
+    /// Runs `body`, which writes the result; if standard output fails, the request is queued
+    /// all the same: the error names it and says how to get its id again (exit 74).
+    private func delivering(_ id: String, _ state: String, _ body: () throws -> Void) throws {
+        do { try body() } catch let failure as Failure where failure.error.code == .ioError {
+            let retry = idempotencyKey == nil ? "spoolctl list shows it" : "submitting again with the same --idempotency-key returns it"
+            throw Failure(IntakeError(.ioError, "request \(id) \(state), but \(failure.error.message); \(retry)"), json: false)
         }
     }
 
@@ -78,11 +97,11 @@ struct Cancel: ParsableCommand {
         let outcome = try global.reporting { try intake.cancel(id, caller: caller) }
         switch outcome {
         case .requested:
-            if global.json { printJSONObject(["id": id, "result": "cancel-requested"]) } else {
-                print("cancel of request \(id) requested; its unit is released and the customer notified shortly")
+            if global.json { try printJSONObject(["id": id, "result": "cancel-requested"]) } else {
+                try emit("cancel of request \(id) requested; its unit is released and the customer notified shortly")
             }
         case .nothingToDo(let message):
-            if global.json { printJSONObject(["id": id, "result": "no-op", "message": message]) } else { print(message) }
+            if global.json { try printJSONObject(["id": id, "result": "no-op", "message": message]) } else { try emit(message) }
         }
     }
 }
@@ -107,10 +126,10 @@ struct Status: ParsableCommand {
         let (intake, caller) = try global.intake()
         if let id {
             let status = try global.reporting { try intake.status(id, caller: caller) }
-            if global.json { printJSON(status) } else { print(status.details) }
+            if global.json { try printJSON(status) } else { try emit(status.details) }
         } else if let customer {
             let statuses = try global.reporting { try intake.statuses(customer: customer, caller: caller) }
-            printStatuses(statuses, json: global.json)
+            try printStatuses(statuses, json: global.json)
         }
     }
 }
@@ -128,22 +147,22 @@ struct List: ParsableCommand {
         var filter: RentalState?
         if let state {
             guard let parsed = RentalState(rawValue: state) else {
-                throw Failure(IntakeError(.usage, "unknown state \(state.debugDescription); states are \(RentalState.allCases.map(\.rawValue).joined(separator: ", "))"),
+                throw Failure(IntakeError(.usage, "unknown state \(state.echoed); states are \(RentalState.allCases.map(\.rawValue).joined(separator: ", "))"),
                               json: global.json)
             }
             filter = parsed
         }
         let (intake, caller) = try global.intake()
-        printStatuses(try global.reporting { try intake.list(state: filter, caller: caller) }, json: global.json)
+        try printStatuses(try global.reporting { try intake.list(state: filter, caller: caller) }, json: global.json)
     }
 }
 
-func printStatuses(_ statuses: [RentalStatus], json: Bool) {
+func printStatuses(_ statuses: [RentalStatus], json: Bool) throws {
     if json {
-        printJSON(statuses)
+        try printJSON(statuses)
     } else if statuses.isEmpty {
-        print("no requests")
+        try emit("no requests")
     } else {
-        print(Table(headers: RentalStatus.tableHeaders, rows: statuses.map(\.tableRow)).render())
+        try emit(Table(headers: RentalStatus.tableHeaders, rows: statuses.map(\.tableRow)).render())
     }
 }

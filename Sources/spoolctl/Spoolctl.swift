@@ -22,18 +22,33 @@ struct Spoolctl: ParsableCommand {
         ])
 
     /// ArgumentParser has no option with an optional value; `--wait` alone means `--wait 30`.
+    /// It also takes a negative number after an option for an option of its own (`--months -1`
+    /// is "missing value"): such a number is attached (`--months=-1`), so that validation
+    /// names the real problem.
     static func normalizedArguments(_ arguments: [String]) -> [String] {
         var result: [String] = []
-        for (index, argument) in arguments.enumerated() {
-            result.append(argument)
-            if argument == "--wait" {
-                let next = index + 1 < arguments.count ? arguments[index + 1] : nil
-                if next.flatMap({ Int($0) }) == nil { result.append("30") }
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            let next = index + 1 < arguments.count ? arguments[index + 1] : nil
+            if numericOptions.contains(argument), let next, next.hasPrefix("-"), Int(next) != nil {
+                result.append("\(argument)=\(next)")
+                index += 2
+                continue
             }
+            result.append(argument)
+            if argument == "--wait", next.flatMap({ Int($0) }) == nil { result.append("30") }
+            index += 1
         }
         return result
     }
 
+    /// The options whose value is a number.
+    static let numericOptions: Set<String> = ["--months", "--wait"]
+
+    /// Runs the command. All output goes through ``emit(_:)`` and ``complain(_:)`` (`write(2)`,
+    /// never trapping): a result that cannot be written to standard output exits 74, an error
+    /// line that cannot be written is dropped (the exit code still tells).
     static func main() {
         SpoolProcess.prepare(keeping: SystemConfiguration.environmentVariables)
         let arguments = normalizedArguments(Array(CommandLine.arguments.dropFirst()))
@@ -41,16 +56,33 @@ struct Spoolctl: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch let failure as Failure {
-            FileHandle.standardError.write(Data("spoolctl: \(failure.error.message)\n".utf8))
+            for line in failure.details { complain(line) }
+            complain(failure.error.message)
             Foundation.exit(failure.error.code.rawValue)
         } catch {
-            // Help and version go out as ArgumentParser prints them; usage errors as one line.
             let code = exitCode(for: error)
-            if code == .success { exit(withError: error) }
+            if code == .success {
+                // Help and version: written here too, so that a closed stdout is reported, not ignored.
+                if let failed = StandardStream.output.write(fullMessage(for: error) + "\n") {
+                    complain("cannot write the help to standard output: \(errnoDescription(failed))")
+                    Foundation.exit(IntakeError.Code.ioError.rawValue)
+                }
+                Foundation.exit(0)
+            }
+            // Usage errors as one line, values echoed at most 64 characters long.
             let message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "usage error"
-            FileHandle.standardError.write(Data("spoolctl: \(message) (see spoolctl help)\n".utf8))
+            complain("\(shortenQuotedValues(message)) (see spoolctl help)")
             Foundation.exit(code == .validationFailure ? 64 : code.rawValue)
         }
+    }
+
+    /// `message` with each value ArgumentParser quoted ('…') cut to 64 characters.
+    static func shortenQuotedValues(_ message: String) -> String {
+        let parts = message.split(separator: "'", omittingEmptySubsequences: false)
+        guard parts.count >= 3 else { return message }
+        return parts.enumerated().map { index, part in
+            index % 2 == 1 && part.count > 64 ? part.prefix(64) + "…" : part
+        }.joined(separator: "'")
     }
 }
 
@@ -115,16 +147,22 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
-/// A failed command: prints its one line (and, with --json, an object) and exits with its code.
+/// A failed command: its one line on stderr (after the `details` lines, if any) and its exit
+/// code; with --json, also an object on stdout (`error`, `exit_code`, and `details` if any).
 struct Failure: Error, CustomStringConvertible {
     let error: IntakeError
+    /// Lines reported before the summary line, e.g. one per rejected line of an import.
+    let details: [String]
 
-    init(_ error: IntakeError, json: Bool) {
+    init(_ error: IntakeError, json: Bool, details: [String] = []) {
         self.error = error
+        self.details = details
         if json {
             var object: [String: Any] = ["error": error.message, "exit_code": Int(error.code.rawValue)]
             if let seconds = error.retryAfterSeconds { object["retry_after_seconds"] = seconds }
-            printJSONObject(object)
+            if !details.isEmpty { object["details"] = details }
+            // Best effort: if stdout cannot be written, the line on stderr and the code still tell.
+            StandardStream.output.write(jsonText(object) + "\n")
         }
     }
 

@@ -7,7 +7,7 @@ import Spool
 struct Units: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage the inventory of storage units.",
-        subcommands: [Add.self, Import.self, ListUnits.self, Retire.self])
+        subcommands: [Add.self, Change.self, Import.self, ListUnits.self, Retire.self])
 
     /// The allocator's store of the configured spool, for an operator.
     static func store(_ global: GlobalOptions, operatorAction: String?) throws -> (AllocatorStore, SystemConfiguration) {
@@ -16,25 +16,30 @@ struct Units: ParsableCommand {
         do {
             let spool = try Spool(path: configuration.spoolRoot, create: true)
             return (try AllocatorStore(spool: spool), configuration)
-        } catch let error as SpoolError {
-            throw Failure(IntakeError(error, doing: "opening the inventory"), json: global.json)
         } catch {
-            throw Failure(IntakeError(.ioError, "opening the inventory: \(error)"), json: global.json)
+            throw Failure(IntakeError.mapping(error, doing: "opening the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
         }
+    }
+
+    /// The exit code of an inventory refusal: 66 for an unknown unit, 65 for the rest.
+    static func failure(_ error: InventoryError, _ global: GlobalOptions, details: [String] = []) -> Failure {
+        if case .unknownUnit = error { return Failure(IntakeError(.noInput, error.description), json: global.json) }
+        return Failure(IntakeError(.badData, error.description), json: global.json, details: details)
     }
 
     static func add(_ units: [StorageUnit], _ global: GlobalOptions) throws {
         let (store, configuration) = try store(global, operatorAction: "change the inventory")
         do { try store.addUnits(units, sizes: configuration.sizes) } catch let error as InventoryError {
-            throw Failure(IntakeError(.badData, error.description), json: global.json)
+            throw failure(error, global)
         } catch {
-            throw Failure(IntakeError(.ioError, "updating the inventory: \(error)"), json: global.json)
+            throw Failure(IntakeError.mapping(error, doing: "updating the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
         }
-        if global.json { printJSON(units) } else { print("\(units.count) unit\(units.count == 1 ? "" : "s") added") }
+        if global.json { try printJSON(units) } else { try emit("\(units.count) unit\(units.count == 1 ? "" : "s") added") }
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a unit (or change its size and site).")
+        static let configuration = CommandConfiguration(
+            abstract: "Add a new unit (an id in the inventory already is refused: see units change).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Unit id, e.g. A-101.") var id: String
         @Option(help: "Size class.") var size: String
@@ -46,39 +51,97 @@ struct Units: ParsableCommand {
         }
     }
 
+    struct Change: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a unit's size or site; refused (exit 65) while it holds a current or future rental.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Unit id.") var id: String
+        @Option(help: "New size class.") var size: String?
+        @Option(help: "New site name.") var site: String?
+
+        func validate() throws {
+            guard size != nil || site != nil else { throw ValidationError("give --size, --site or both") }
+        }
+
+        func run() throws {
+            let (store, configuration) = try Units.store(global, operatorAction: "change the inventory")
+            let unit: StorageUnit
+            do { unit = try store.changeUnit(id, size: size, site: site, sizes: configuration.sizes) } catch let error as InventoryError {
+                throw Units.failure(error, global)
+            } catch {
+                throw Failure(IntakeError.mapping(error, doing: "changing unit \(id.echoed)", spoolRoot: configuration.spoolRoot), json: global.json)
+            }
+            if global.json { try printJSON(unit) } else { try emit("unit \(unit.id): size \(unit.size), site \(unit.site)") }
+        }
+    }
+
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add units from a CSV file (id,size,site per line; a header line is allowed) or a JSON array of {id, size, site}.")
+            abstract: "Add new units from a CSV file (id,size[,site] per line; a header line is allowed) or a JSON array of {id, size, site}.",
+            discussion: """
+                All or nothing: every line is checked (a bad size or id, a wrong number of fields, an id \
+                given twice in the file or in the inventory already) and each rejected line is reported with \
+                its number; if any is rejected, nothing is imported (exit 65). A file without units is \
+                refused too. CSV: UTF-8 with or without a byte order mark, LF or CRLF line endings, fields \
+                may be quoted.
+                """)
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The file.") var file: String
 
         func run() throws {
             try global.requireOperator(to: "change the inventory")
             guard let data = Caller.readFileAsRealUser(file).map({ Data($0) }) else {
-                throw Failure(IntakeError(.noInput, "cannot read \(file)"), json: global.json)
+                throw Failure(IntakeError(.noInput, "cannot read \(file.echoed)"), json: global.json)
             }
-            try Units.add(try parse(data), global)
+            let parsed = try UnitFile(name: file.shortened, data: data, json: global.json).entries()
+            try importing(parsed.entries, word: parsed.word)
         }
 
-        func parse(_ data: Data) throws -> [StorageUnit] {
-            if data.first(where: { !$0.isWhitespaceByte }) == UInt8(ascii: "[") {
-                struct Entry: Decodable { var id: String; var size: String; var site: String? }
-                guard let entries = try? JSONDecoder().decode([Entry].self, from: data) else {
-                    throw Failure(IntakeError(.badData, "\(file) is not a JSON array of {\"id\", \"size\", \"site\"}"), json: global.json)
-                }
-                return entries.map { StorageUnit(id: $0.id, size: $0.size.uppercased(), site: $0.site ?? "main") }
+        /// Checks every entry, then adds them all in one transaction, or reports every rejected one.
+        func importing(_ entries: [UnitFile.Entry], word: String) throws {
+            let (store, configuration) = try Units.store(global, operatorAction: "change the inventory")
+            guard !entries.isEmpty else {
+                throw Failure(IntakeError(.badData, "\(file.echoed) holds no units; nothing imported"), json: global.json)
             }
-            var units: [StorageUnit] = []
-            for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
-                let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-                if number == 0 && fields.first?.lowercased() == "id" { continue }
-                if fields.allSatisfy(\.isEmpty) { continue }
-                guard fields.count == 2 || fields.count == 3 else {
-                    throw Failure(IntakeError(.badData, "\(file):\(number + 1): expected id,size,site"), json: global.json)
+            var rejected: [(line: Int, message: String)] = []
+            var seen: [String: Int] = [:]  // every id given, valid or not: its first line
+            var firstLine: [String: Int] = [:]  // the valid ones
+            for entry in entries {
+                if let message = entry.problem { rejected.append((entry.line, message)); continue }
+                let unit = entry.unit!
+                if let earlier = seen[unit.id] {
+                    rejected.append((entry.line, "unit \(unit.id.echoed) is given twice (\(word)s \(earlier) and \(entry.line))"))
+                    continue
                 }
-                units.append(StorageUnit(id: fields[0], size: fields[1].uppercased(), site: fields.count == 3 ? fields[2] : "main"))
+                seen[unit.id] = entry.line
+                do { try InventoryError.validate(unit, sizes: configuration.sizes) } catch {
+                    rejected.append((entry.line, "\(error)"))
+                    continue
+                }
+                firstLine[unit.id] = entry.line
             }
-            return units
+            let existing: Set<String>
+            do { existing = try store.existingUnitIDs(among: Array(firstLine.keys)) } catch {
+                throw Failure(IntakeError.mapping(error, doing: "reading the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
+            }
+            for id in existing { rejected.append((firstLine[id]!, "unit \(id) exists already (change it with spoolctl units change)")) }
+            if rejected.isEmpty {
+                do {
+                    try store.addUnits(entries.compactMap(\.unit), sizes: configuration.sizes)
+                } catch let error as InventoryError {
+                    guard case .unitsExist(let ids) = error else { throw Units.failure(error, global) }
+                    rejected = ids.compactMap { id in firstLine[id].map { ($0, "unit \(id) exists already (change it with spoolctl units change)") } }
+                } catch {
+                    throw Failure(IntakeError.mapping(error, doing: "updating the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
+                }
+            }
+            guard rejected.isEmpty else {
+                let details = rejected.sorted { $0.line < $1.line }.map { "\(file.shortened):\($0.line): \($0.message)" }
+                throw Failure(IntakeError(.badData, "\(rejected.count) of \(entries.count) \(word)s rejected in \(file.echoed); nothing imported"),
+                              json: global.json, details: details)
+            }
+            let units = entries.compactMap(\.unit)
+            if global.json { try printJSON(units) } else { try emit("\(units.count) unit\(units.count == 1 ? "" : "s") added") }
         }
     }
 
@@ -89,9 +152,9 @@ struct Units: ParsableCommand {
         func run() throws {
             let (store, _) = try Units.store(global, operatorAction: nil)
             let units = try global.reporting { try store.units() }
-            if global.json { printJSON(units); return }
-            guard !units.isEmpty else { print("no units"); return }
-            print(Table(headers: ["UNIT", "SIZE", "SITE", "IN SERVICE"],
+            if global.json { try printJSON(units); return }
+            guard !units.isEmpty else { try emit("no units"); return }
+            try emit(Table(headers: ["UNIT", "SIZE", "SITE", "IN SERVICE"],
                         rows: units.map { [$0.id, $0.size, $0.site, $0.inService ? "yes" : "retired"] }).render())
         }
     }
@@ -105,15 +168,12 @@ struct Units: ParsableCommand {
             try global.requireOperator(to: "change the inventory")
             let (store, _) = try Units.store(global, operatorAction: "change the inventory")
             do { try store.retireUnit(id) } catch let error as InventoryError {
-                throw Failure(IntakeError(.noInput, error.description), json: global.json)
+                throw Units.failure(error, global)
             } catch {
-                throw Failure(IntakeError(.ioError, "retiring \(id): \(error)"), json: global.json)
+                throw Failure(IntakeError.mapping(error, doing: "retiring \(id.echoed)"), json: global.json)
             }
-            if global.json { printJSONObject(["id": id, "in_service": false]) } else { print("unit \(id) retired") }
+            if global.json { try printJSONObject(["id": id, "in_service": false]) } else { try emit("unit \(id) retired") }
         }
     }
 }
 
-extension UInt8 {
-    var isWhitespaceByte: Bool { self == 0x20 || self == 0x09 || self == 0x0A || self == 0x0D }
-}

@@ -33,7 +33,7 @@ struct Up: ParsableCommand {
             try operating(global, "seeding the inventory") {
                 try store.addUnits(Self.sampleInventory.filter { sizes.contains($0.size) }, sizes: configuration.sizes)
             }
-            print("seeded a sample inventory of \(Self.sampleInventory.count) units (spoolctl units list)")
+            inform("seeded a sample inventory of \(Self.sampleInventory.count) units (spoolctl units list)")
         }
         var arguments = ["--spool", configuration.spoolRoot]
         if let config = global.config { arguments += ["--config", config] }
@@ -52,14 +52,14 @@ struct Up: ParsableCommand {
         }
         let stop = StopSignal()
         stop.triggerOnTermination()
-        print("""
+        inform("""
             allocator and notifier running on \(configuration.spoolRoot); Ctrl-C stops them.
             try: spoolctl submit --customer alice@example.com --contact alice@example.com --size M --from \(CalendarDay.today().adding(days: 7)) --months 3 --wait
             """)
         var failed = false
         while !stop.isTriggered {
             if let dead = children.first(where: { !$0.isRunning }) {
-                FileHandle.standardError.write(Data("spoolctl: \(dead.executableURL?.lastPathComponent ?? "daemon") exited with \(dead.terminationStatus); stopping\n".utf8))
+                complain("\(dead.executableURL?.lastPathComponent ?? "daemon") exited with \(dead.terminationStatus); stopping")
                 failed = true
                 break
             }
@@ -67,7 +67,7 @@ struct Up: ParsableCommand {
         }
         for child in children where child.isRunning { kill(child.processIdentifier, SIGTERM) }
         for child in children { child.waitUntilExit() }
-        print("stopped")
+        inform("stopped")
         if failed { throw Failure(IntakeError(.ioError, "a daemon stopped unexpectedly"), json: false) }
     }
 }

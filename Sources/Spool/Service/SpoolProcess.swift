@@ -29,10 +29,11 @@ public enum SpoolProcess {
 
     /// Prepares the process; call it first in `main`.
     ///
-    /// - Makes sure descriptors 0, 1 and 2 are open (on `/dev/null` if the caller closed them),
-    ///   so that no file the program opens later becomes its stdout or stderr and receives
-    ///   output or error text, and that 1 and 2 can be written. Exits 71 (`EX_OSERR`) if
-    ///   `/dev/null` cannot be opened.
+    /// - Makes sure descriptors 0, 1 and 2 are open, so that no file the program opens later
+    ///   becomes its stdout or stderr and receives output or error text. A descriptor the caller
+    ///   closed is opened on `/dev/null` *read-only* (glibc puts the same kind of stand-in there
+    ///   for a setgid program): writing a result to it fails, and the command says so with its
+    ///   exit code (74) instead of claiming it delivered what nobody can read.
     /// - Sets the file-creation mask to `007`: files and directories the programs create are
     ///   readable and writable by the spool's group (which owns the spool and which `spoolctl`
     ///   runs setgid to) and by nobody else. See `docs/operations.md` for owners and modes.
@@ -45,7 +46,7 @@ public enum SpoolProcess {
     ///   validates them, e.g. `SPOOL_CONFIG`) and `PATH=`\(safePath); descriptors above 2 that
     ///   the caller left open are marked close-on-exec.
     public static func prepare(keeping names: Set<String> = []) {
-        openStandardDescriptors()
+        StandardStream.reserveStandardDescriptors()
         umask(0o007)
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
@@ -69,31 +70,6 @@ public enum SpoolProcess {
             let flags = fcntl(fd, F_GETFD)
             if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
         }
-    }
-
-    /// Opens 0 (for reading) and 1 and 2 (for writing) on `/dev/null` where the caller closed
-    /// them. In a setgid process glibc has already put `/dev/full` (write-only) on a closed 0 and
-    /// `/dev/null` *read-only* on a closed 1 or 2, where every write fails: those are replaced.
-    private static func openStandardDescriptors() {
-        for fd: Int32 in 0...2 {
-            let mode = fd == 0 ? O_RDONLY : O_WRONLY
-            let flags = fcntl(fd, F_GETFL)
-            if flags >= 0 && !isSubstitute(fd, accessMode: flags & O_ACCMODE) { continue }
-            let opened = open("/dev/null", mode | O_NOCTTY)
-            if opened != fd {
-                if opened < 0 || dup2(opened, fd) != fd { _exit(71) }
-                close(opened)
-            }
-        }
-    }
-
-    /// Whether `fd` is glibc's stand-in for a closed standard descriptor of a setgid process.
-    private static func isSubstitute(_ fd: Int32, accessMode: Int32) -> Bool {
-        let device = fd == 0 ? "/dev/full" : "/dev/null"
-        guard accessMode == (fd == 0 ? O_WRONLY : O_RDONLY) else { return false }
-        var current = stat(), named = stat()
-        guard fstat(fd, &current) == 0, stat(device, &named) == 0 else { return false }
-        return (current.st_mode & S_IFMT) == S_IFCHR && current.st_rdev == named.st_rdev
     }
 
     private static func resetLimits() {

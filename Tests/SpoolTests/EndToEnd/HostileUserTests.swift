@@ -165,8 +165,8 @@ struct HostileUserTests {
         let id = try install.submit(as: "spool-alice", customer: "alice@example.com")
         let closing = ["/bin/sh", "-c", #"exec "$@" <&- >&- 2>&-"#, "sh", install.binary]
         // A submit that waits (no allocator runs): while it waits with the spool open, its
-        // descriptors 0, 1 and 2 are /dev/null, not spool files or directories, and 1 and 2 can
-        // be written (glibc puts a read-only /dev/null there for a setgid program).
+        // descriptors 0, 1 and 2 are glibc's stand-ins for a setgid program (/dev/full, and
+        // /dev/null read-only), not spool files or directories.
         let waiting = try install.start(as: "spool-bob", closing + ["submit", "--customer", "carl@example.com", "--contact", "carl@example.com",
                                                                     "--size", "S", "--from", "2099-01-01", "--months", "1", "--wait", "60"])
         var targets: [String] = []
@@ -189,11 +189,12 @@ struct HostileUserTests {
             usleep(20_000)
         }
         _ = waiting.finish()
-        #expect(targets == ["/dev/null r", "/dev/null w", "/dev/null w"], "descriptors 0-2: \(targets)")
+        #expect(targets == ["/dev/full w", "/dev/null r", "/dev/null r"], "descriptors 0-2: \(targets)")
 
-        // Answers and error lines go nowhere, the exit codes stay right, and no spool file gets them.
+        // An answer that cannot be written is exit 74 (nobody got it), error lines go nowhere,
+        // the exit codes stay right, and no spool file gets any of it.
         let answered = try install.run(as: "spool-bob", closing + ["list"])
-        #expect(answered.status == 0, "\(answered.status)")
+        #expect(answered.status == 74, "\(answered.status)")
         for (arguments, code) in [(["status", id], Int32(77)), (["cancel", "0123456789abcdef0123456789abcdef"], 65)] {
             let result = try install.run(as: "spool-bob", closing + arguments)
             #expect(result.status == code || (arguments[0] == "cancel" && result.status == 66), "\(arguments): \(result.status)")

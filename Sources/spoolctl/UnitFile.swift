@@ -1,0 +1,79 @@
+import Allocator
+import Foundation
+import Intake
+import SwiftCSV
+
+/// A file of units for `spoolctl units import`: CSV (`id,size[,site]` per line, an optional
+/// header line starting with `id`) or a JSON array of `{"id", "size", "site"}`.
+///
+/// CSV is parsed by SwiftCSV: a UTF-8 byte order mark is dropped, LF and CRLF both end a line,
+/// fields may be quoted (`"Main Street 1, rear"`). Blank lines are skipped. Each row keeps the
+/// number of the line it starts on, so that every problem can be reported where it is.
+struct UnitFile {
+    /// One unit of the file, or why its line cannot be one.
+    struct Entry {
+        /// The line (CSV) or position (JSON, from 1) of the entry.
+        let line: Int
+        /// The unit, if the entry has the right shape.
+        let unit: StorageUnit?
+        /// Why the entry is not a unit, if it is not.
+        let problem: String?
+    }
+
+    /// The file's name as shown in messages.
+    let name: String
+    /// Its bytes.
+    let data: Data
+    /// Whether errors are also reported as a JSON object.
+    let json: Bool
+
+    /// The entries and the word for their positions (`line` or `entry`).
+    ///
+    /// - Throws: ``Failure`` (65) for a JSON file that is not an array of units or a CSV file
+    ///   whose quotes do not close.
+    func entries() throws -> (entries: [Entry], word: String) {
+        if data.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "[") { return (try jsonEntries(), "entry") }
+        return (try csvEntries(), "line")
+    }
+
+    private func jsonEntries() throws -> [Entry] {
+        struct Item: Decodable { var id: String; var size: String; var site: String? }
+        guard let items = try? JSONDecoder().decode([Item].self, from: data) else {
+            throw Failure(IntakeError(.badData, "\(name) is not a JSON array of {\"id\", \"size\", \"site\"}"), json: json)
+        }
+        return items.enumerated().map { index, item in
+            Entry(line: index + 1, unit: StorageUnit(id: item.id, size: item.size.uppercased(), site: item.site ?? "main"), problem: nil)
+        }
+    }
+
+    private func csvEntries() throws -> [Entry] {
+        let text = String(decoding: data, as: UTF8.self)
+        // The parser takes a quoted field left open at the end of the file as closed there; in a
+        // well-formed file quotes come in pairs (`""` inside a quoted field included).
+        if text.utf8.lazy.filter({ $0 == UInt8(ascii: "\"") }).count % 2 == 1 {
+            throw Failure(IntakeError(.badData, "\(name): a quoted field is not closed (an odd number of \" characters); nothing imported"), json: json)
+        }
+        var entries: [Entry] = []
+        var line = 1
+        do {
+            // Only the header row is parsed here; the rows come one by one below, unpadded (the
+            // library's own row view pads short rows, which would hide a missing field).
+            let csv = try EnumeratedCSV(string: text, delimiter: .comma, loadColumns: false, rowLimit: 0)
+            try csv.enumerateAsArray(startAt: 0, rowLimit: nil) { row in
+                defer { line += 1 + row.reduce(0) { $0 + $1.filter(\.isNewline).count } }
+                let fields = row.map { $0.trimmingCharacters(in: .whitespaces) }
+                if fields.allSatisfy(\.isEmpty) { return }
+                if line == 1 && fields[0].lowercased() == "id" { return }
+                guard fields.count == 2 || fields.count == 3 else {
+                    entries.append(Entry(line: line, unit: nil, problem: "expected id,size or id,size,site, found \(fields.count) field\(fields.count == 1 ? "" : "s")"))
+                    return
+                }
+                entries.append(Entry(line: line, unit: StorageUnit(id: fields[0], size: fields[1].uppercased(), site: fields.count == 3 ? fields[2] : "main"),
+                                     problem: nil))
+            }
+        } catch {
+            throw Failure(IntakeError(.badData, "\(name):\(line): a quoted field is not closed properly; nothing imported"), json: json)
+        }
+        return entries
+    }
+}
