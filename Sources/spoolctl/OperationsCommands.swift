@@ -39,6 +39,7 @@ struct Reconcile: ParsableCommand {
     func run() throws {
         let (spool, configuration) = try openSpool(global)
         let logger = DaemonLogging.bootstrap("reconcile", environment: SystemConfiguration.currentEnvironment())
+        var report = JournalDamageReport()
         let summary: [String: Any] = try operating(global, "reconcile") {
             var reclaimed = 0
             for name in QueueName.rentalQueues {
@@ -52,12 +53,23 @@ struct Reconcile: ParsableCommand {
             let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
             let journal = try Journal(spool: spool)
             var projected = 0
-            if rebuildIndex { try index.rebuild(from: journal) } else { projected = try index.catchUp(from: journal) }
+            var damage: [JournalDamage]
+            if rebuildIndex { damage = try index.rebuild(from: journal) } else { (projected, damage) = try index.catchUpReportingDamage(from: journal) }
+            // The allocator store holds every decision: put back what the journal lost.
+            let restore = try service.restoreIndexFromStore()
+            report = JournalDamageReport(damage: damage, restored: restore.restored,
+                                         unrestored: try JournalDamageReport.unrestored(damage, index: index))
             return ["reclaimed_leases": reclaimed, "outbox_published": published, "completed_rentals": completed,
-                    "staging_files_removed": swept, "journal_records_projected": projected, "index_rebuilt": rebuildIndex]
+                    "staging_files_removed": swept, "journal_records_projected": projected, "index_rebuilt": rebuildIndex,
+                    "index_restored_from_allocator_store": restore.restored.count]
         }
-        if global.json { printJSONObject(summary); return }
-        print(Table(headers: ["CHECK", "RESULT"], rows: summary.keys.sorted().map { [$0, "\(summary[$0]!)"] }).render())
+        if global.json {
+            printJSONObject(summary.merging(report.jsonFields) { first, _ in first })
+        } else {
+            print(Table(headers: ["CHECK", "RESULT"], rows: summary.keys.sorted().map { [$0, "\(summary[$0]!)"] }).render())
+            report.printDetails()
+        }
+        if let failure = report.failure { throw failure }
     }
 }
 
@@ -171,12 +183,21 @@ struct Index: ParsableCommand {
         func run() throws {
             let (spool, configuration) = try openSpool(global)
             try global.requireOperator(global.caller(configuration), to: "rebuild the index")
-            let count = try operating(global, "rebuilding the index") { () -> Int in
+            let (count, report) = try operating(global, "rebuilding the index") { () -> (Int, JournalDamageReport) in
                 let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
-                try index.rebuild(from: try Journal(spool: spool))
-                return try index.dump().count
+                let damage = try index.rebuild(from: try Journal(spool: spool))
+                return (try index.dump().count,
+                        JournalDamageReport(damage: damage, unrestored: try JournalDamageReport.unrestored(damage, index: index)))
             }
-            if global.json { printJSONObject(["entities": count]) } else { print("status index rebuilt: \(count) requests") }
+            if global.json {
+                printJSONObject((["entities": count] as [String: Any]).merging(report.jsonFields) { first, _ in first })
+            } else {
+                print("status index rebuilt: \(count) requests")
+                report.printDetails()
+            }
+            if let failure = report.failure(hint: "run `spoolctl reconcile` to restore decided requests from the allocator store") {
+                throw failure
+            }
         }
     }
 }
