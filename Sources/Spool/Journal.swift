@@ -105,13 +105,16 @@ public final class Journal: Sendable {
     /// first. With `.durable` the records are `fsync`ed before this returns. On failure no part of
     /// the records stays in the journal (the segment is cut back), so the append can be retried.
     ///
-    /// - Throws: ``SpoolError/tooLarge(size:limit:)`` for a record over 16 MiB;
+    /// - Throws: ``SpoolError/tooLarge(size:limit:)`` for a record over 16 MiB,
+    ///   ``SpoolError/corrupt(path:reason:)`` for an empty one;
     ///   ``SpoolError/system(operation:path:_:)`` for I/O failures (`ENOSPC`, `EIO`).
     @discardableResult
     public func append(_ payloads: [[UInt8]], durability: Durability) throws(SpoolError) -> JournalPosition {
         for payload in payloads where payload.count > JournalSegment.maxRecordBytes {
             throw .tooLarge(size: payload.count, limit: JournalSegment.maxRecordBytes)
         }
+        // An empty frame would be 8 zero bytes: records are never empty, so zeros are never one.
+        if payloads.contains(where: \.isEmpty) { throw .corrupt(path: "journal", reason: "a journal record must not be empty") }
         let bytes = payloads.flatMap(JournalSegment.frame)
         return try withExclusiveAccess { current throws(SpoolError) in
             try rotateIfDue(&current)

@@ -1,17 +1,17 @@
 /// What a segment's bytes hold: the whole, valid frames, the damaged byte ranges between them,
 /// and a torn tail (see `docs/spool-format.md`, "Damage and recovery").
 ///
-/// - A frame is *valid* when its length is at most ``JournalSegment/maxRecordBytes``, its payload
-///   lies within the bytes, and the CRC-32 of the payload matches.
+/// - A frame is *valid* when its length is 1 to ``JournalSegment/maxRecordBytes``, its payload
+///   lies within the bytes, and the CRC-32 of the payload matches. Records are never empty, so
+///   zeros (8 zero bytes would be an empty frame with a matching CRC) are never taken for one.
 /// - The bytes after the last valid frame are a *torn tail* when they are a strict prefix of a
 ///   frame (fewer than 8 bytes, or a plausible length that runs past the end) and no valid frame
 ///   can be found in them: a writer died in the middle of an append, which was therefore never
 ///   acknowledged.
 /// - Anything else that is not a valid frame is *damage*: a complete frame whose checksum fails,
 ///   or bytes followed by valid frames. The scan resynchronises after it by looking, byte by
-///   byte, for the next valid frame with a non-empty payload (an empty frame is 8 zero bytes, so
-///   zeros would otherwise resynchronise anywhere). A false resynchronisation needs a 32-bit CRC
-///   to match by chance.
+///   byte, for the next valid frame. A false resynchronisation needs a 32-bit CRC to match by
+///   chance.
 struct SegmentScan: Sendable {
     /// Each valid frame: its offset and its payload's byte range.
     var records: [(offset: Int, payload: Range<Int>)] = []
@@ -25,10 +25,10 @@ struct SegmentScan: Sendable {
 
 extension JournalSegment {
     /// Whether a valid frame starts at `offset`; returns its end.
-    static func validFrame(in bytes: [UInt8], at offset: Int, allowEmpty: Bool = true) -> Int? {
+    static func validFrame(in bytes: [UInt8], at offset: Int) -> Int? {
         guard offset + frameHeaderSize <= bytes.count else { return nil }
         let length = Int(readUInt32(bytes, at: offset))
-        guard length <= maxRecordBytes, allowEmpty || length > 0 else { return nil }
+        guard length > 0, length <= maxRecordBytes else { return nil }
         let start = offset + frameHeaderSize
         guard start + length <= bytes.count,
               CRC32.checksum(bytes[start..<start + length]) == readUInt32(bytes, at: offset + 4) else { return nil }
@@ -43,11 +43,11 @@ extension JournalSegment {
         return length <= maxRecordBytes && frameHeaderSize + length > remaining
     }
 
-    /// The next offset after `offset` where a valid, non-empty frame starts.
+    /// The next offset after `offset` where a valid frame starts.
     static func resynchronise(_ bytes: [UInt8], after offset: Int) -> Int? {
         var candidate = offset + 1
         while candidate + frameHeaderSize < bytes.count {
-            if validFrame(in: bytes, at: candidate, allowEmpty: false) != nil { return candidate }
+            if validFrame(in: bytes, at: candidate) != nil { return candidate }
             candidate += 1
         }
         return nil
