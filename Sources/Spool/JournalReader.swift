@@ -58,9 +58,11 @@ extension Journal {
                                        next: next, payload: Array(bytes[frame.payload])))
                 resume = next
             }
-            if resume < JournalPosition(segment: sequence, offset: parsed.validEnd) {
-                resume = JournalPosition(segment: sequence, offset: parsed.validEnd)
-            }
+            // Resume past what was read, and past damage that ends the segment; a sealed segment
+            // never changes again, so resume after it (a tailing reader reports its damage once).
+            let past = segment.sealed ? JournalPosition(segment: sequence + 1, offset: 0)
+                : JournalPosition(segment: sequence, offset: max(parsed.validEnd, parsed.tornTail == nil ? (parsed.damaged.last?.upperBound ?? 0) : 0))
+            if resume < past { resume = past }
         }
         return JournalReadResult(end: resume, damage: damage)
     }
