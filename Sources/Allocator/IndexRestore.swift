@@ -27,12 +27,19 @@ extension AllocationService {
     /// - Throws: store, index or journal failures; what was appended before stays (harmless).
     public func restoreIndexFromStore() throws -> IndexRestore {
         var result = IndexRestore()
-        let documents = try store.database.read { db in
-            try String.fetchAll(db, sql: "SELECT status FROM rental ORDER BY request_id")
+        // One snapshot of decisions and of events not yet published (an allocator publishes
+        // those itself); then project the journal, so every decision published before the
+        // snapshot is in the index and is not taken for a lost one.
+        let (documents, pending) = try store.database.read { db in
+            let documents = try String.fetchAll(db, sql: "SELECT status FROM rental ORDER BY request_id")
+            let pending = try Data.fetchAll(db, sql: "SELECT payload FROM outbox WHERE kind = 'journal'")
+                .compactMap { IndexEvent.decode(Array($0))?.entity }
+            return (documents, Set(pending))
         }
+        try index.catchUp(from: journal)
         var events: [[UInt8]] = []
         for document in documents {
-            guard let status = RentalStatus(document: document) else { continue }
+            guard let status = RentalStatus(document: document), !pending.contains(status.id) else { continue }
             result.compared += 1
             if let row = try index.entity(status.id), row.version >= status.version { continue }
             events.append(status.indexEvent().encoded())

@@ -230,8 +230,10 @@ public final class Journal: Sendable {
             return
         }
         current.createdAt = header.createdAt
-        current.validEnd = header.length
-        // The first validation reads the whole segment, once per open.
+        // Whole and valid as read: nothing to validate again. Otherwise the first validation
+        // deals with what follows the header (the whole segment is read once per open).
+        let scan = JournalSegment.scan(bytes, from: header.length)
+        current.validEnd = scan.damaged.isEmpty && scan.tornTail == nil ? bytes.count : header.length
     }
 
     /// Validates the bytes appended since ``AppendState/validEnd`` (see the type's description).
@@ -255,7 +257,9 @@ public final class Journal: Sendable {
         if scan.damaged.isEmpty {
             if let torn = scan.tornTail {
                 let offset = current.validEnd + torn.lowerBound
-                let copy = keepCopy(of: "\(name).torn-at-\(offset)", bytes: Array(fresh[torn]))
+                // Kept first: a flipped bit in the last frame's length looks like a torn tail too.
+                // If no copy can be made (a full disk), nothing is cut and the append fails.
+                let copy = try keepCopy(of: "\(name).torn-at-\(offset)", bytes: Array(fresh[torn]))
                 do {
                     try calls.truncate(current.descriptor, Int64(offset))
                     try calls.fsync(current.descriptor)
@@ -263,7 +267,7 @@ public final class Journal: Sendable {
                     throw .system(operation: "cut torn tail of", path: path, error)
                 }
                 spool.logger.warning("cut torn journal tail (an append that never completed)", metadata: [
-                    "segment": "\(path)", "offset": "\(offset)", "bytes": "\(torn.count)", "copy": "\(copy ?? "none")",
+                    "segment": "\(path)", "offset": "\(offset)", "bytes": "\(torn.count)", "copy": "\(copy)",
                 ])
             }
             current.validEnd += scan.validEnd

@@ -55,20 +55,14 @@ public struct JournalReadResult: Sendable {
 }
 
 extension Journal {
-    /// Copies `bytes` (the contents of segment file `name`) to the spool's `corrupt/` under a
-    /// name derived from their checksum, unless that copy already exists. Returns the copy's
-    /// path relative to the spool, or nil (logged) if it could not be made. Never throws.
-    func keepCopy(of name: String, bytes: [UInt8]) -> String? {
+    /// Copies `bytes` (the contents of segment file `name`) durably to the spool's `corrupt/`
+    /// under a name derived from their checksum, unless that copy already exists. Returns the
+    /// copy's path relative to the spool.
+    func keepCopy(of name: String, bytes: [UInt8]) throws(SpoolError) -> String {
         let checksum = String(CRC32.checksum(bytes[...]), radix: 16)
         let target = "journal.\(name).\(checksum)"
-        if (try? calls.statusAt(spool.quarantine.descriptor, target)) != nil { return "corrupt/\(target)" }
-        do {
+        if (try? calls.statusAt(spool.quarantine.descriptor, target)) == nil {
             try spool.quarantine.createDurably(target, contents: bytes, staging: spool.staging, mode: 0o640)
-        } catch {
-            spool.logger.error("cannot copy damaged journal segment to corrupt/", metadata: [
-                "segment": "\(directory.child(name))", "error": "\(error)",
-            ])
-            return nil
         }
         return "corrupt/\(target)"
     }
@@ -77,7 +71,12 @@ extension Journal {
     /// stored) kept first, and logged.
     func damageReport(sequence: UInt64, name: String, bytes: [UInt8], ranges: [Range<Int>],
                       reason: String, original: [UInt8], copyName: String? = nil) -> JournalDamage {
-        let copy = keepCopy(of: copyName ?? name, bytes: original)
+        var copy: String?
+        do { copy = try keepCopy(of: copyName ?? name, bytes: original) } catch {
+            spool.logger.error("cannot copy damaged journal segment to corrupt/", metadata: [
+                "segment": "\(directory.child(name))", "error": "\(error)",
+            ])
+        }
         var entities: [String] = []
         for range in ranges {
             for name in JournalSegment.entityNames(in: bytes[range.clamped(to: 0..<bytes.count)]) where !entities.contains(name) {
