@@ -61,4 +61,36 @@ import Testing
         #expect(try system.ctl("index", "rebuild").status == 65)
         for id in lost { #expect(try system.status(id).state == .assigned) }
     }
+
+    /// A sealed segment cut short: its requests' decisions were in it. `reconcile` exits 65 naming
+    /// it, and restores every decision from the allocator store (they no longer show `received`
+    /// or nothing at all).
+    @Test func truncatedSealedSegmentIsReportedAndReconcileRestoresTheDecisions() throws {
+        let system = try SystemFixture()
+        try system.addUnits([("S-1", "S")])
+        try system.startBoth()
+        var ids: [String] = []
+        for month in 1...6 {
+            let id = try system.submit(size: "S", from: "2099-0\(month)-01", to: "2099-0\(month)-20")
+            _ = try system.waitFor(id, .confirmed)
+            ids.append(id)
+        }
+        #expect(system.stop("spool-allocator") == 0)
+        #expect(system.stop("spool-notifier") == 0)
+        try Journal(spool: Spool(path: system.spool)).rotate()
+        let journal = "\(system.spool)/journal"
+        let sealed = try #require(try FileManager.default.contentsOfDirectory(atPath: journal).first { $0.hasSuffix(".log.z") })
+        let compressed = try Data(contentsOf: URL(fileURLWithPath: "\(journal)/\(sealed)"))
+        try compressed.prefix(compressed.count * 2 / 5).write(to: URL(fileURLWithPath: "\(journal)/\(sealed)"))
+
+        let reconcile = try system.ctl("reconcile", "--rebuild-index")
+        #expect(reconcile.status == 65, "\(reconcile.output) \(reconcile.errors)")
+        #expect(reconcile.errors.contains("the journal is damaged: \(sealed)") && reconcile.errors.contains("restored"))
+        #expect(reconcile.output.contains("damaged: journal segment \(sealed)"))
+        for id in ids {
+            let status = try system.status(id)
+            #expect([.assigned, .confirmed].contains(status.state), "\(id): \(status.state)")
+            #expect(status.unit == "S-1")
+        }
+    }
 }
