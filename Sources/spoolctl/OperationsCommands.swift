@@ -56,7 +56,7 @@ struct Reconcile: ParsableCommand {
             var damage: [JournalDamage]
             if rebuildIndex { damage = try index.rebuild(from: journal) } else { (projected, damage) = try index.catchUpReportingDamage(from: journal) }
             // The allocator store holds every decision: put back what the journal lost.
-            let restore = try service.restoreIndexFromStore()
+            let restore = try service.restoreIndexFromStore(spool: spool)
             report = JournalDamageReport(damage: damage, restored: restore.restored,
                                          unrestored: try JournalDamageReport.unrestored(damage, index: index))
             return ["reclaimed_leases": reclaimed, "outbox_published": published, "completed_rentals": completed,

@@ -53,13 +53,12 @@ import Testing
         for id in ids {
             let status = try system.status(id)
             #expect(status.unit == units[id])
-            // A request with no event left comes back as the allocator decided it; one that kept
-            // some events shows the latest of them (a lost `confirmed` is not in the allocator store).
-            #expect(lost.contains(id) ? status.state == .assigned : [.assigned, .confirmed].contains(status.state), "\(id): \(status.state)")
+            // The allocator's decision, with the notifier's recorded delivery: confirmed again.
+            #expect(status.state == .confirmed && status.notifiedAt != nil, "\(id): \(status.state)")
         }
         // The restored decisions are in the journal now: a rebuild keeps them.
         #expect(try system.ctl("index", "rebuild").status == 65)
-        for id in lost { #expect(try system.status(id).state == .assigned) }
+        for id in lost { #expect(try system.status(id).state == .confirmed) }
     }
 
     /// A sealed segment cut short: its requests' decisions were in it. `reconcile` exits 65 naming
@@ -89,7 +88,7 @@ import Testing
         #expect(reconcile.output.contains("damaged: journal segment \(sealed)"))
         for id in ids {
             let status = try system.status(id)
-            #expect([.assigned, .confirmed].contains(status.state), "\(id): \(status.state)")
+            #expect(status.state == .confirmed, "\(id): \(status.state)")
             #expect(status.unit == "S-1")
         }
     }
