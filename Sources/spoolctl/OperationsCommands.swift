@@ -29,7 +29,7 @@ func operating<T>(_ global: GlobalOptions, _ what: String, _ body: () throws -> 
 
 struct Reconcile: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Repair what a crash left behind (run from cron or a timer): reclaim expired leases, publish the allocator's outbox, complete ended rentals, sweep staging debris, bring the status index up to date.")
+        abstract: "Repair what a crash left behind (run from cron or a timer): reclaim expired leases, publish the allocator's outbox, complete ended rentals, sweep staging debris, bring the status index up to date, and restore from the allocator store the status of decided requests the index lacks. Exits 65 if the journal records it read are damaged (each damaged segment is named and copied to corrupt/).")
 
     @OptionGroup var global: GlobalOptions
 
@@ -177,7 +177,7 @@ struct Index: ParsableCommand {
         abstract: "Maintain the status index.", subcommands: [Rebuild.self])
 
     struct Rebuild: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Rebuild the status index from the journal alone.")
+        static let configuration = CommandConfiguration(abstract: "Rebuild the status index from the journal alone. Exits 65 if the journal is damaged (each damaged segment is named and copied to corrupt/; run reconcile to restore decided requests).")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
