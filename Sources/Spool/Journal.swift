@@ -34,8 +34,17 @@ public struct JournalPosition: Hashable, Comparable, Sendable, Codable, CustomSt
 /// of threads and processes are serialized by an `flock(2)` on `journal/lock`, so records never
 /// interleave. Each append checks that its segment is still the current one, rotates when the
 /// segment reached ``Configuration/maxSegmentBytes`` or ``Configuration/maxSegmentAge``
-/// (sealing the old one: compressed with zlib into `<seq>.log.z`), and repairs a torn tail left
-/// by a crashed writer by cutting the segment back to its last whole record.
+/// (sealing the old one: compressed with zlib into `<seq>.log.z`), and first validates whatever
+/// was appended since this process last looked (only those bytes: the end of the last whole
+/// frame is kept in the append state):
+///
+/// - whole, valid frames (another process's appends) are accepted;
+/// - a torn tail (an incomplete last frame: its writer died mid-write, so it was never
+///   acknowledged) is copied to the spool's `corrupt/` and then cut;
+/// - damage (a complete frame whose checksum fails, or bytes followed by valid frames) is never
+///   cut: the segment is copied to `corrupt/`, sealed as it is (every valid frame stays readable;
+///   readers resynchronise past the damage and report it), and appends continue in a fresh
+///   segment.
 public final class Journal: Sendable {
     /// When an append returns.
     public enum Durability: Sendable {
@@ -66,7 +75,8 @@ public final class Journal: Sendable {
         var descriptor: Int32 = -1
         var sequence: UInt64 = 0
         var createdAt: Int64 = 0
-        var needsRepair = false
+        /// Where the last whole, validated frame of the segment ends.
+        var validEnd = 0
     }
 
     /// Opens (creating if needed) the journal of `spool`.
@@ -95,19 +105,25 @@ public final class Journal: Sendable {
     /// first. With `.durable` the records are `fsync`ed before this returns. On failure no part of
     /// the records stays in the journal (the segment is cut back), so the append can be retried.
     ///
-    /// - Throws: ``SpoolError/tooLarge(size:limit:)`` for a record over 16 MiB;
+    /// - Throws: ``SpoolError/tooLarge(size:limit:)`` for a record over 16 MiB,
+    ///   ``SpoolError/corrupt(path:reason:)`` for an empty one;
     ///   ``SpoolError/system(operation:path:_:)`` for I/O failures (`ENOSPC`, `EIO`).
     @discardableResult
     public func append(_ payloads: [[UInt8]], durability: Durability) throws(SpoolError) -> JournalPosition {
         for payload in payloads where payload.count > JournalSegment.maxRecordBytes {
             throw .tooLarge(size: payload.count, limit: JournalSegment.maxRecordBytes)
         }
+        // An empty frame would be 8 zero bytes: records are never empty, so zeros are never one.
+        if payloads.contains(where: \.isEmpty) { throw .corrupt(path: "journal", reason: "a journal record must not be empty") }
         let bytes = payloads.flatMap(JournalSegment.frame)
         return try withExclusiveAccess { current throws(SpoolError) in
             try rotateIfDue(&current)
             let path = directory.child(JournalSegment.activeName(current.sequence))
             let before: Int
             do throws(SystemCallError) { before = Int(try calls.status(current.descriptor).st_size) } catch { throw .system(operation: "stat", path: path, error) }
+            guard before == current.validEnd else {
+                throw .corrupt(path: path, reason: "segment changed while the journal lock was held")
+            }
             do throws(SpoolError) {
                 try directory.writeAll(current.descriptor, bytes, path: path)
                 if durability == .durable {
@@ -115,10 +131,11 @@ public final class Journal: Sendable {
                 }
             } catch {
                 // Cut back whatever part of the records reached the file; if even that fails,
-                // the next append repairs the tail before writing.
-                if (try? calls.truncate(current.descriptor, Int64(before))) == nil { current.needsRepair = true }
+                // the next append validates those bytes (and cuts them if they are torn).
+                _ = try? calls.truncate(current.descriptor, Int64(before))
                 throw error
             }
+            current.validEnd = before + bytes.count
             return JournalPosition(segment: current.sequence, offset: before)
         }
     }
@@ -156,10 +173,7 @@ public final class Journal: Sendable {
                 }
             }
             if current.descriptor < 0 { try openCurrentSegment(&current) }
-            if current.needsRepair {
-                try repairTail(current)
-                current.needsRepair = false
-            }
+            try validateTail(&current)
             return try body(&current)
         }
     }
@@ -207,38 +221,64 @@ public final class Journal: Sendable {
             throw .system(operation: "open", path: directory.child(name), error)
         }
         current.sequence = newest
-        let header = try readHeader(current)
-        current.createdAt = header
-        try repairTail(current)
-    }
-
-    private func readHeader(_ current: AppendState) throws(SpoolError) -> Int64 {
-        let name = JournalSegment.activeName(current.sequence)
         let bytes = try directory.readFile(name, limit: Int.max / 2)
         guard let header = JournalSegment.parseHeader(bytes) else {
-            throw .corrupt(path: directory.child(name), reason: "missing journal header")
+            // Nothing in it can be trusted to be appended to: keep it whole, and start afresh.
+            _ = damageReport(sequence: newest, name: name, bytes: bytes, ranges: [0..<bytes.count],
+                             reason: "live segment has no header; sealed as it is", original: bytes)
+            try seal(&current)
+            return
         }
-        return header.createdAt
+        current.createdAt = header.createdAt
+        // Whole and valid as read: nothing to validate again. Otherwise the first validation
+        // deals with what follows the header (the whole segment is read once per open).
+        let scan = JournalSegment.scan(bytes, from: header.length)
+        current.validEnd = scan.damaged.isEmpty && scan.tornTail == nil ? bytes.count : header.length
     }
 
-    /// Cuts the live segment back to its last whole, valid record.
-    private func repairTail(_ current: AppendState) throws(SpoolError) {
+    /// Validates the bytes appended since ``AppendState/validEnd`` (see the type's description).
+    /// Reads only those bytes; called under the lock before every append.
+    private func validateTail(_ current: inout AppendState) throws(SpoolError) {
+        let size = try segmentSize(current)
+        guard size != current.validEnd else { return }
         let name = JournalSegment.activeName(current.sequence)
-        let bytes = try directory.readFile(name, limit: Int.max / 2)
-        guard let header = JournalSegment.parseHeader(bytes) else {
-            throw .corrupt(path: directory.child(name), reason: "missing journal header")
+        let path = directory.child(name)
+        if size < current.validEnd {
+            // Shortened behind our back (not by a journal writer): validate it all again.
+            let bytes = try directory.readFile(name, limit: Int.max / 2)
+            current.validEnd = JournalSegment.parseHeader(bytes)?.length ?? 0
+            spool.logger.error("live journal segment shrank; validating it again", metadata: ["segment": "\(path)"])
         }
-        let validEnd = JournalSegment.frames(in: bytes, from: header.length).validEnd
-        guard validEnd < bytes.count else { return }
-        do {
-            try calls.truncate(current.descriptor, Int64(validEnd))
-            try calls.fsync(current.descriptor)
-        } catch {
-            throw .system(operation: "cut torn tail of", path: directory.child(name), error)
+        guard lseek(current.descriptor, off_t(current.validEnd), SEEK_SET) >= 0 else {
+            throw .system(operation: "seek", path: path, SystemCallError(call: .read, errno: errno))
         }
-        spool.logger.warning("cut torn journal tail", metadata: [
-            "segment": "\(directory.child(name))", "bytes": "\(bytes.count - validEnd)",
-        ])
+        let fresh = try directory.readAll(current.descriptor, sizeHint: size - current.validEnd, limit: Int.max / 2, path: path)
+        let scan = JournalSegment.scan(fresh, from: 0)
+        if scan.damaged.isEmpty {
+            if let torn = scan.tornTail {
+                let offset = current.validEnd + torn.lowerBound
+                // Kept first: a flipped bit in the last frame's length looks like a torn tail too.
+                // If no copy can be made (a full disk), nothing is cut and the append fails.
+                let copy = try keepCopy(of: "\(name).torn-at-\(offset)", bytes: Array(fresh[torn]))
+                do {
+                    try calls.truncate(current.descriptor, Int64(offset))
+                    try calls.fsync(current.descriptor)
+                } catch {
+                    throw .system(operation: "cut torn tail of", path: path, error)
+                }
+                spool.logger.warning("cut torn journal tail (an append that never completed)", metadata: [
+                    "segment": "\(path)", "offset": "\(offset)", "bytes": "\(torn.count)", "copy": "\(copy)",
+                ])
+            }
+            current.validEnd += scan.validEnd
+            return
+        }
+        let whole = try directory.readFile(name, limit: Int.max / 2)
+        _ = damageReport(sequence: current.sequence, name: name, bytes: whole,
+                         ranges: scan.damaged.map { ($0.lowerBound + current.validEnd)..<($0.upperBound + current.validEnd) },
+                         reason: "damage inside the live segment; sealed as it is, appends continue in a new segment",
+                         original: whole)
+        try seal(&current)
     }
 
     private func startSegment(_ sequence: UInt64, into current: inout AppendState) throws(SpoolError) {
@@ -253,7 +293,8 @@ public final class Journal: Sendable {
             throw .system(operation: "open", path: directory.child(name), error)
         }
         if current.descriptor >= 0 { try? calls.close(current.descriptor) }
-        current = AppendState(descriptor: descriptor, sequence: sequence, createdAt: created)
+        current = AppendState(descriptor: descriptor, sequence: sequence, createdAt: created,
+                              validEnd: JournalSegment.header(createdAt: created).count)
     }
 
     /// Compresses the live segment into `<seq>.log.z` (durably), starts `<seq+1>.log`, then

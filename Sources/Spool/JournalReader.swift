@@ -11,39 +11,60 @@ public struct JournalRecord: Sendable {
 }
 
 extension Journal {
-    /// Streams every record at or after `position`, in append order across segments, to `body`.
+    /// Streams every record at or after `position`, in append order across segments, to `body`,
+    /// and reports the damage met on the way.
     ///
     /// Sealed segments are inflated; the live one is read up to its last whole record (a record
-    /// being appended right now is simply not seen yet). A damaged sealed segment is reported in
-    /// the log and skipped rather than stopping the reader. Returns the position after the last
-    /// record delivered, from which a later call resumes. Never modifies the journal.
+    /// being appended right now, a torn tail, is simply not seen yet). Damage never stops the
+    /// reader: inside a segment it resynchronises on the next valid frame; a damaged zlib stream
+    /// is inflated as far as it goes. Each damaged segment is copied to the spool's `corrupt/`
+    /// (once per distinct content) and described in the result's ``JournalReadResult/damage``,
+    /// so callers can say what was lost. Never modifies the journal itself.
     ///
     /// - Throws: I/O errors, or whatever `body` throws (reading stops there).
     @discardableResult
     public func read(from position: JournalPosition = .start,
-                     _ body: (JournalRecord) throws -> Void) throws -> JournalPosition {
+                     _ body: (JournalRecord) throws -> Void) throws -> JournalReadResult {
         var resume = position
+        var damage: [JournalDamage] = []
         for sequence in try segmentSequences() where sequence >= position.segment {
             // Caught up on the live segment: nothing to read (the common case of a tailing reader).
             if sequence == position.segment, let size = liveSize(sequence), size <= position.offset { continue }
-            guard let bytes = try segmentBytes(sequence) else { continue }
-            guard let header = JournalSegment.parseHeader(bytes) else {
-                spool.logger.error("journal segment has no header; skipped", metadata: ["segment": "\(sequence)"])
-                continue
+            guard let segment = try segmentContents(sequence) else { continue }
+            let bytes = segment.bytes
+            let headerLength = JournalSegment.parseHeader(bytes)?.length
+            let start = sequence == position.segment ? max(position.offset, headerLength ?? 0) : (headerLength ?? 0)
+            let parsed = JournalSegment.scan(bytes, from: start)
+            var ranges = parsed.damaged
+            var reasons: [String] = []
+            if headerLength == nil, start == 0 { reasons.append("no segment header") }
+            if !parsed.damaged.isEmpty { reasons.append("\(parsed.damaged.count) damaged region(s) skipped") }
+            if let failure = segment.inflateFailure {
+                reasons.append("zlib stream damaged or truncated (zlib \(failure.code)): nothing after inflated byte \(bytes.count) is readable")
+                // A sealed segment is whole: an incomplete last frame is lost data, not a torn append.
+                if let torn = parsed.tornTail { ranges.append(torn) }
+            } else if segment.sealed, let torn = parsed.tornTail {
+                reasons.append("incomplete last frame in a sealed segment")
+                ranges.append(torn)
             }
-            let start = sequence == position.segment ? max(position.offset, header.length) : header.length
-            let parsed = JournalSegment.frames(in: bytes, from: start)
+            if !reasons.isEmpty {
+                damage.append(damageReport(sequence: sequence, name: segment.name, bytes: bytes, ranges: ranges,
+                                           reason: reasons.joined(separator: "; "), original: segment.original,
+                                           copyName: segment.copyName))
+            }
             for frame in parsed.records {
                 let next = JournalPosition(segment: sequence, offset: frame.payload.upperBound)
                 try body(JournalRecord(position: JournalPosition(segment: sequence, offset: frame.offset),
                                        next: next, payload: Array(bytes[frame.payload])))
                 resume = next
             }
-            if resume < JournalPosition(segment: sequence, offset: parsed.validEnd) {
-                resume = JournalPosition(segment: sequence, offset: parsed.validEnd)
-            }
+            // Resume past what was read, and past damage that ends the segment; a sealed segment
+            // never changes again, so resume after it (a tailing reader reports its damage once).
+            let past = segment.sealed ? JournalPosition(segment: sequence + 1, offset: 0)
+                : JournalPosition(segment: sequence, offset: max(parsed.validEnd, parsed.tornTail == nil ? (parsed.damaged.last?.upperBound ?? 0) : 0))
+            if resume < past { resume = past }
         }
-        return resume
+        return JournalReadResult(end: resume, damage: damage)
     }
 
     /// All records from `position` on, collected (convenient for tests and small journals).
@@ -63,23 +84,36 @@ extension Journal {
         Set(try directory.names().compactMap { JournalSegment.parseName($0)?.sequence }).sorted()
     }
 
-    /// The uncompressed bytes of segment `sequence`: from `.log.z` if sealed, else from `.log`
-    /// (retrying as sealed if it was sealed while we looked). Nil if it vanished or is damaged.
-    func segmentBytes(_ sequence: UInt64) throws(SpoolError) -> [UInt8]? {
+    /// A segment as read: its file name, the file's bytes, the uncompressed bytes (as far as
+    /// they could be inflated) and the inflate failure, if any.
+    struct SegmentContents {
+        var name: String
+        var sealed: Bool
+        /// The name for the copy in `corrupt/`: a sealed segment whose zlib stream is intact is
+        /// kept inflated, under its live name, so it matches the copy an appender made of it.
+        var copyName: String
+        var original: [UInt8]
+        var bytes: [UInt8]
+        var inflateFailure: Zlib.Failure?
+    }
+
+    /// Segment `sequence`: from `.log.z` if sealed, else from `.log` (retrying as sealed if it
+    /// was sealed while we looked). Nil if it vanished.
+    func segmentContents(_ sequence: UInt64) throws(SpoolError) -> SegmentContents? {
         for _ in 0..<2 {
             do {
-                let compressed = try directory.readFile(JournalSegment.sealedName(sequence), limit: 1 << 30)
-                do {
-                    return try Zlib.decompress(compressed, limit: 1 << 30)
-                } catch {
-                    spool.logger.error("damaged sealed journal segment; skipped", metadata: [
-                        "segment": "\(JournalSegment.sealedName(sequence))", "zlib": "\(error.code)",
-                    ])
-                    return nil
-                }
+                let name = JournalSegment.sealedName(sequence)
+                let compressed = try directory.readFile(name, limit: 1 << 30)
+                let inflated = Zlib.inflatePrefix(compressed, limit: 1 << 30)
+                let intact = inflated.failure == nil
+                return SegmentContents(name: name, sealed: true, copyName: intact ? JournalSegment.activeName(sequence) : name,
+                                       original: intact ? inflated.output : compressed, bytes: inflated.output,
+                                       inflateFailure: inflated.failure)
             } catch .notFound {}
             do {
-                return try directory.readFile(JournalSegment.activeName(sequence), limit: 1 << 30)
+                let name = JournalSegment.activeName(sequence)
+                let bytes = try directory.readFile(name, limit: 1 << 30)
+                return SegmentContents(name: name, sealed: false, copyName: name, original: bytes, bytes: bytes)
             } catch .notFound {}
         }
         return nil

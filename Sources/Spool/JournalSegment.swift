@@ -33,25 +33,8 @@ enum JournalSegment {
         for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
     }
 
-    private static func readUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+    static func readUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
         (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[offset + $1]) << UInt32($1 * 8) }
-    }
-
-    /// The whole frames in `bytes` starting at `offset`: each record's offset and payload range,
-    /// and the offset just past the last whole, valid frame. Parsing stops at the first frame that
-    /// is incomplete or fails its checksum: that is where a torn tail begins.
-    static func frames(in bytes: [UInt8], from offset: Int) -> (records: [(offset: Int, payload: Range<Int>)], validEnd: Int) {
-        var records: [(offset: Int, payload: Range<Int>)] = []
-        var position = offset
-        while position + frameHeaderSize <= bytes.count {
-            let length = Int(readUInt32(bytes, at: position))
-            let start = position + frameHeaderSize
-            guard length <= maxRecordBytes, start + length <= bytes.count else { break }
-            guard CRC32.checksum(bytes[start..<start + length]) == readUInt32(bytes, at: position + 4) else { break }
-            records.append((position, start..<start + length))
-            position = start + length
-        }
-        return (records, position)
     }
 
     static func activeName(_ sequence: UInt64) -> String { "\(digits(sequence)).log" }

@@ -113,10 +113,16 @@ public final class StatusIndex: Sendable {
     /// number of records read. Safe to run from several processes at once.
     @discardableResult
     public func catchUp(from journal: Journal, batchSize: Int = 500) throws -> Int {
+        try catchUpReportingDamage(from: journal, batchSize: batchSize).read
+    }
+
+    /// ``catchUp(from:batchSize:)``, also returning the damage the journal reader met (see
+    /// ``Journal/read(from:_:)``).
+    public func catchUpReportingDamage(from journal: Journal, batchSize: Int = 500) throws -> (read: Int, damage: [JournalDamage]) {
         var pending: [IndexEvent] = []
         var read = 0
         var last = try consumedPosition()
-        let end = try journal.read(from: last) { record in
+        let result = try journal.read(from: last) { record in
             read += 1
             if let event = IndexEvent.decode(record.payload) { pending.append(event) }
             last = record.next
@@ -125,22 +131,25 @@ public final class StatusIndex: Sendable {
                 pending.removeAll(keepingCapacity: true)
             }
         }
-        try apply(pending, consumedThrough: max(last, end))
-        return read
+        try apply(pending, consumedThrough: max(last, result.end))
+        return (read, result.damage)
     }
 
     /// Empties the index and projects the whole journal again, in one transaction: readers see
-    /// the old index until the new one is complete.
-    public func rebuild(from journal: Journal) throws {
+    /// the old index until the new one is complete. Returns the damage the journal reader met.
+    @discardableResult
+    public func rebuild(from journal: Journal) throws -> [JournalDamage] {
         try database.write { db in
             try db.execute(sql: "DELETE FROM entity_key; DELETE FROM entity; DELETE FROM projection")
             var last = JournalPosition.start
-            let end = try journal.read(from: .start) { record in
+            let result = try journal.read(from: .start) { record in
                 if let event = IndexEvent.decode(record.payload) { _ = try Self.upsert(event, db) }
                 last = record.next
             }
+            let end = max(last, result.end)
             try db.execute(sql: "INSERT INTO projection (id, segment, offset) VALUES (1, ?, ?)",
-                           arguments: [Int64(max(last, end).segment), max(last, end).offset])
+                           arguments: [Int64(end.segment), end.offset])
+            return result.damage
         }
     }
 

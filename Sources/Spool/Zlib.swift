@@ -28,9 +28,20 @@ enum Zlib {
     /// Inflates a whole zlib stream; fails on damaged input, trailing garbage, or output beyond
     /// `limit` bytes (a decompression bomb).
     static func decompress(_ input: [UInt8], limit: Int) throws(Failure) -> [UInt8] {
+        let result = inflatePrefix(input, limit: limit)
+        if let failure = result.failure { throw failure }
+        return result.output
+    }
+
+    /// Inflates as much of a zlib stream as can be inflated: for a damaged or truncated stream,
+    /// the bytes produced before the damage was detected, with the failure (`Z_DATA_ERROR`,
+    /// `Z_BUF_ERROR` for a truncated stream, …). Note that zlib detects some damage only at the
+    /// stream's end (its Adler-32), so output may contain wrong bytes: the journal's own frame
+    /// checksums catch those.
+    static func inflatePrefix(_ input: [UInt8], limit: Int) -> (output: [UInt8], failure: Failure?) {
         var stream = z_stream()
         var status = spool_inflate_init(&stream)
-        guard status == Z_OK else { throw Failure(code: status) }
+        guard status == Z_OK else { return ([], Failure(code: status)) }
         defer { inflateEnd(&stream) }
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: max(64 * 1024, input.count * 4))
@@ -45,13 +56,14 @@ enum Zlib {
                     status = inflate(&stream, Z_NO_FLUSH)
                     return target.count - Int(stream.avail_out)
                 }
-                output.append(contentsOf: chunk[..<produced])
+                output.append(contentsOf: chunk[..<min(produced, max(0, limit + 1 - output.count))])
             } while status == Z_OK && output.count <= limit && (stream.avail_in > 0 || stream.avail_out == 0)
             consumedAll = stream.avail_in == 0
         }
         guard status == Z_STREAM_END, consumedAll, output.count <= limit else {
-            throw Failure(code: status == Z_STREAM_END ? Z_DATA_ERROR : status)
+            let code = status == Z_STREAM_END || status == Z_OK ? (output.count > limit ? Z_MEM_ERROR : status == Z_OK ? Z_BUF_ERROR : Z_DATA_ERROR) : status
+            return (Array(output.prefix(limit)), Failure(code: code))
         }
-        return output
+        return (output, nil)
     }
 }

@@ -27,7 +27,7 @@ func operating<T>(_ global: GlobalOptions, _ what: String, _ body: () throws -> 
 
 struct Reconcile: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Repair what a crash left behind (run from cron or a timer): reclaim expired leases, publish the allocator's outbox, complete ended rentals, sweep staging debris, bring the status index up to date.")
+        abstract: "Repair what a crash left behind (run from cron or a timer): reclaim expired leases, publish the allocator's outbox, complete ended rentals, sweep staging debris, bring the status index up to date, and restore from the allocator store the status of decided requests the index lacks. Exits 65 if the journal records it read are damaged (each damaged segment is named and copied to corrupt/).")
 
     @OptionGroup var global: GlobalOptions
 
@@ -38,6 +38,7 @@ struct Reconcile: ParsableCommand {
         try global.requireDaemonRights(to: "reconcile the spool")
         let (spool, configuration) = try openSpool(global)
         let logger = DaemonLogging.bootstrap("reconcile", environment: SystemConfiguration.currentEnvironment())
+        var report = JournalDamageReport()
         let summary: [String: Any] = try operating(global, "reconcile") {
             var reclaimed = 0
             for name in QueueName.rentalQueues {
@@ -51,12 +52,23 @@ struct Reconcile: ParsableCommand {
             let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
             let journal = try Journal(spool: spool)
             var projected = 0
-            if rebuildIndex { try index.rebuild(from: journal) } else { projected = try index.catchUp(from: journal) }
+            var damage: [JournalDamage]
+            if rebuildIndex { damage = try index.rebuild(from: journal) } else { (projected, damage) = try index.catchUpReportingDamage(from: journal) }
+            // The allocator store holds every decision: put back what the journal lost.
+            let restore = try service.restoreIndexFromStore(spool: spool)
+            report = JournalDamageReport(damage: damage, restored: restore.restored,
+                                         unrestored: try JournalDamageReport.unrestored(damage, index: index))
             return ["reclaimed_leases": reclaimed, "outbox_published": published, "completed_rentals": completed,
-                    "staging_files_removed": swept, "journal_records_projected": projected, "index_rebuilt": rebuildIndex]
+                    "staging_files_removed": swept, "journal_records_projected": projected, "index_rebuilt": rebuildIndex,
+                    "index_restored_from_allocator_store": restore.restored.count]
         }
-        if global.json { try printJSONObject(summary); return }
-        try emit(Table(headers: ["CHECK", "RESULT"], rows: summary.keys.sorted().map { [$0, "\(summary[$0]!)"] }).render())
+        if global.json {
+            try printJSONObject(summary.merging(report.jsonFields) { first, _ in first })
+        } else {
+            try emit(Table(headers: ["CHECK", "RESULT"], rows: summary.keys.sorted().map { [$0, "\(summary[$0]!)"] }).render())
+            try report.printDetails()
+        }
+        if let failure = report.failure { throw failure }
     }
 }
 
@@ -186,19 +198,28 @@ struct Index: ParsableCommand {
         abstract: "Maintain the status index.", subcommands: [Rebuild.self])
 
     struct Rebuild: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Rebuild the status index from the journal alone.")
+        static let configuration = CommandConfiguration(abstract: "Rebuild the status index from the journal alone. Exits 65 if the journal is damaged (each damaged segment is named and copied to corrupt/; run reconcile to restore decided requests).")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
             try global.requireOperator(to: "rebuild the index")
             let (spool, configuration) = try openSpool(global)
             try global.requireOperator(global.caller(configuration), to: "rebuild the index")
-            let count = try operating(global, "rebuilding the index") { () -> Int in
+            let (count, report) = try operating(global, "rebuilding the index") { () -> (Int, JournalDamageReport) in
                 let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
-                try index.rebuild(from: try Journal(spool: spool))
-                return try index.dump().count
+                let damage = try index.rebuild(from: try Journal(spool: spool))
+                return (try index.dump().count,
+                        JournalDamageReport(damage: damage, unrestored: try JournalDamageReport.unrestored(damage, index: index)))
             }
-            if global.json { try printJSONObject(["entities": count]) } else { try emit("status index rebuilt: \(count) requests") }
+            if global.json {
+                try printJSONObject((["entities": count] as [String: Any]).merging(report.jsonFields) { first, _ in first })
+            } else {
+                try emit("status index rebuilt: \(count) requests")
+                try report.printDetails()
+            }
+            if let failure = report.failure(hint: "run `spoolctl reconcile` to restore decided requests from the allocator store") {
+                throw failure
+            }
         }
     }
 }

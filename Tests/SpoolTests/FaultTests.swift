@@ -167,4 +167,34 @@ import Testing
                 #expect(filesBelow("\(spool.path)/journal").filter { $0.hasSuffix(".log.z") }.count == 1)
             }))
     }
+
+    /// An append after another writer's torn tail: whatever call fails, the tail is never cut
+    /// before its copy is in `corrupt/`, no record is lost, and a retry appends after `[1]`.
+    @Test func journalAppendAfterATornTail() throws {
+        func tornCopies(_ spool: Spool) -> [String] { filesBelow("\(spool.path)/corrupt").filter { $0.contains(".torn-at-") } }
+        func liveSize(_ spool: Spool) throws -> Int {
+            let name = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(spool.path)/journal").first { $0.hasSuffix(".log") })
+            return try Data(contentsOf: URL(fileURLWithPath: "\(spool.path)/journal/\(name)")).count
+        }
+        let torn = Data(JournalSegment.frame(Array("never acknowledged".utf8)).prefix(11))
+        var sizeWithTear = 0
+        try run(Scenario(
+            prepare: { spool throws in
+                let position = try Journal(spool: spool).append([[1]], durability: .durable)
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(spool.path)/journal/\(JournalSegment.activeName(position.segment))"))
+                try handle.seekToEnd()
+                try handle.write(contentsOf: torn)
+                try handle.close()
+                sizeWithTear = try liveSize(spool)
+            },
+            operation: { spool throws in try Journal(spool: spool).append([[2]], durability: .durable) },
+            unchanged: { spool throws in
+                #expect(try Journal(spool: spool).records().map(\.payload) == [[1]])
+                if try liveSize(spool) < sizeWithTear { #expect(tornCopies(spool).count == 1, "cut without a copy") }
+            },
+            done: { spool throws in
+                #expect(try Journal(spool: spool).records().map(\.payload) == [[1], [2]])
+                #expect(tornCopies(spool).count == 1)
+            }))
+    }
 }

@@ -39,4 +39,33 @@ import Testing
         #expect(result.status == 0, "\(result.errors)")
         #expect(result.output.split(separator: "\n").map(String.init) == lines)
     }
+
+    /// The independent reader follows the documented damage rules: after a flipped byte in a
+    /// sealed segment and in the live one, it reads exactly the records the Swift reader reads.
+    @Test func pythonResynchronisesPastDamageLikeSwift() throws {
+        let (directory, spool) = try makeSpool()
+        var configuration = Journal.Configuration()
+        configuration.maxSegmentBytes = 400
+        let journal = try Journal(spool: spool, configuration: configuration)
+        var positions: [JournalPosition] = []
+        for index in 0..<40 { positions.append(try journal.append([Array("record \(index)".utf8)], durability: .buffered)) }
+        for position in [positions[3], positions[39]] {
+            let sealed = directory.sub("spool/journal/\(JournalSegment.sealedName(position.segment))")
+            let live = directory.sub("spool/journal/\(JournalSegment.activeName(position.segment))")
+            if FileManager.default.fileExists(atPath: sealed) {
+                var inflated = try Zlib.decompress(Array(try Data(contentsOf: URL(fileURLWithPath: sealed))), limit: 1 << 20)
+                inflated[position.offset + 9] ^= 0x01
+                try Data(Zlib.compress(inflated)).write(to: URL(fileURLWithPath: sealed))
+            } else {
+                var bytes = try Data(contentsOf: URL(fileURLWithPath: live))
+                bytes[position.offset + 2] ^= 0x40
+                try bytes.write(to: URL(fileURLWithPath: live))
+            }
+        }
+        let swift = try Journal(spool: spool).records().map { String(decoding: $0.payload, as: UTF8.self) }
+        #expect(swift == (0..<40).filter { $0 != 3 && $0 != 39 }.map { "record \($0)" })
+        let result = try ChildProcess("/usr/bin/env", ["python3", script, "journal", spool.path]).finish()
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.split(separator: "\n").map(String.init) == swift)
+    }
 }

@@ -54,6 +54,48 @@ def enqueue(spool: str, queue: str, item_id: str, payload: bytes) -> None:
     fsync_dir(ready)
 
 
+MAX_RECORD = 16 << 20
+
+
+def valid_frame(data: bytes, position: int):
+    """The payload of the valid frame at position (length 1 to 16 MiB, CRC matches), or None."""
+    if position + 8 > len(data):
+        return None
+    length, crc = struct.unpack_from("<II", data, position)
+    if length == 0 or length > MAX_RECORD or position + 8 + length > len(data):
+        return None
+    payload = data[position + 8 : position + 8 + length]
+    return payload if zlib.crc32(payload) == crc else None
+
+
+def inflate_prefix(compressed: bytes) -> bytes:
+    """As much of a zlib stream as inflates (a damaged or truncated stream gives a prefix)."""
+    inflater = zlib.decompressobj()
+    output = b""
+    for start in range(0, len(compressed), 256):
+        try:
+            output += inflater.decompress(compressed[start : start + 256])
+        except zlib.error:
+            print("damaged zlib stream", file=sys.stderr)
+            break
+    return output
+
+
+def frames(data: bytes, position: int, name: str):
+    """Every valid frame from position on, resynchronising after damage (docs: Damage and recovery)."""
+    while position < len(data):
+        payload = valid_frame(data, position)
+        if payload is not None:
+            yield payload
+            position += 8 + len(payload)
+            continue
+        following = next((q for q in range(position + 1, len(data) - 8) if valid_frame(data, q) is not None), None)
+        if following is None:
+            return  # a torn tail (or damage up to the end)
+        print(f"{name}: damaged bytes {position}..{following}", file=sys.stderr)
+        position = following
+
+
 def journal_records(spool: str):
     directory = os.path.join(spool, "journal")
     segments = {}
@@ -64,22 +106,20 @@ def journal_records(spool: str):
     for sequence in sorted(segments):
         stem = "%020d" % sequence
         if ".log.z" in segments[sequence]:
-            with open(os.path.join(directory, stem + ".log.z"), "rb") as f:
-                data = zlib.decompress(f.read())
+            name = stem + ".log.z"
+            with open(os.path.join(directory, name), "rb") as f:
+                data = inflate_prefix(f.read())
         else:
-            with open(os.path.join(directory, stem + ".log"), "rb") as f:
+            name = stem + ".log"
+            with open(os.path.join(directory, name), "rb") as f:
                 data = f.read()
-        newline = data.index(b"\n")
-        if not data[:newline].startswith(b"spool-journal 1 "):
-            raise SystemExit("bad segment header")
-        position = newline + 1
-        while position + 8 <= len(data):
-            length, crc = struct.unpack_from("<II", data, position)
-            payload = data[position + 8 : position + 8 + length]
-            if len(payload) < length or zlib.crc32(payload) != crc:
-                break  # torn tail of the live segment
-            yield payload
-            position += 8 + length
+        newline = data.find(b"\n", 0, 64)
+        if newline >= 0 and data[:newline].startswith(b"spool-journal 1 "):
+            position = newline + 1
+        else:
+            print(f"{name}: no segment header", file=sys.stderr)
+            position = 0
+        yield from frames(data, position, name)
 
 
 def main() -> None:
