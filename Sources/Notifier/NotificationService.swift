@@ -28,7 +28,7 @@ public final class NotificationService: Sendable {
             : HookDelivery(command: configuration.notifyHook, timeout: .seconds(configuration.hookTimeoutSeconds))
         delivered = try RecordDirectory(spool: spool, path: "notifier/delivered")
         journal = try Journal(spool: spool)
-        index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+        index = try StatusIndex(spool: spool)
         self.logger = logger
     }
 
@@ -98,6 +98,9 @@ public final class NotificationService: Sendable {
     private func record(_ status: RentalStatus) throws {
         let event = status.indexEvent()
         try journal.append([event.encoded()], durability: .durable)
-        try index.apply([event])
+        // Best effort: the journal is the record; the index is caught up from it on a later tick.
+        do { try index.apply([event]) } catch {
+            logger.warning("cannot update the status index", metadata: ["request": "\(status.id)", "error": "\(error)"])
+        }
     }
 }

@@ -49,10 +49,12 @@ struct Reconcile: ParsableCommand {
             let completed = try service.completeEndedRentals()
             try service.drainOutbox()
             let swept = try spool.sweepStaging()
-            let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+            let index = try StatusIndex(spool: spool)
             let journal = try Journal(spool: spool)
             var projected = 0
             if rebuildIndex { try index.rebuild(from: journal) } else { projected = try index.catchUp(from: journal) }
+            try index.checkpoint()  // bound the WAL files (issue 7, item 16)
+            try AllocatorStore(spool: spool).checkpoint()
             return ["reclaimed_leases": reclaimed, "outbox_published": published, "completed_rentals": completed,
                     "staging_files_removed": swept, "journal_records_projected": projected, "index_rebuilt": rebuildIndex]
         }
@@ -172,7 +174,7 @@ struct Index: ParsableCommand {
             let (spool, configuration) = try openSpool(global)
             try global.requireOperator(global.caller(configuration), to: "rebuild the index")
             let count = try operating(global, "rebuilding the index") { () -> Int in
-                let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+                let index = try StatusIndex(spool: spool)
                 try index.rebuild(from: try Journal(spool: spool))
                 return try index.dump().count
             }
