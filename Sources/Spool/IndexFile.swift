@@ -89,7 +89,7 @@ final class IndexFile: Sendable {
             }
             guard repairs < 3 else { throw SpoolError.corrupt(path: path, reason: "status index still unusable after 3 repairs: \(problem)") }
             repairs += 1
-            _ = try replace(problem)
+            try replace(problem)
         }
     }
 
@@ -116,14 +116,27 @@ final class IndexFile: Sendable {
         }
     }
 
-    /// Builds a new index from the journal and renames it over the path: unconditionally for a
-    /// `problem` of nil (an explicit rebuild), otherwise only if the path still holds the file
-    /// found unusable (else another process got there first). Returns the rows built.
+    /// Why the file now at the path cannot be used, or nil if it can.
+    func probe() throws -> Problem? {
+        try FileLock.holding(lockPath, exclusive: false) {
+            if case .failure(let problem) = try current() { return problem }
+            return nil
+        }
+    }
+
+    /// Builds a new index from the journal and renames it over the path: if `force` (an
+    /// explicit rebuild), whatever is there; otherwise only if the path still holds the file
+    /// found unusable (else another process got there first). An unusable file (per `problem`)
+    /// is quarantined first. Returns the rows built.
     @discardableResult
-    func replace(_ problem: Problem?) throws -> Int {
-        if let problem {
+    func replace(_ problem: Problem?, force: Bool = false) throws -> Int {
+        switch problem {
+        case nil: break
+        case .missing?:
+            recovery.logger.notice("no status index; building it from the journal", metadata: ["index": "\(path)"])
+        case .unusable(_, let reason)?:
             recovery.logger.warning("status index unusable; rebuilding it from the journal",
-                                    metadata: ["index": "\(path)", "problem": "\(problem)"])
+                                    metadata: ["index": "\(path)", "problem": "\(reason)"])
         }
         let temporary = path + ".new-" + ItemID.generate().rawValue
         defer { for suffix in ["", "-wal", "-shm", "-journal"] { unlink(temporary + suffix) } }
@@ -131,6 +144,7 @@ final class IndexFile: Sendable {
         try FileLock.holding(lockPath, exclusive: true) {
             let now = try Self.identity(of: path)
             switch problem {
+            case _ where force: break
             case nil: break
             case .missing?: guard now == nil else { return }
             case .unusable(let bad, _)?: guard now == bad else { return }
@@ -138,7 +152,7 @@ final class IndexFile: Sendable {
             // The old WAL must never meet the new file: remove it (and the shared-memory index)
             // before the rename. A crash in between leaves the old file without its WAL: stale
             // but consistent, and catching up brings it forward.
-            if problem != nil, now != nil {
+            if case .unusable(let bad, _)? = problem, now == bad {
                 let name = "status-index." + ItemID.generate().rawValue
                 try quarantine(path + "-wal", as: name + ".sqlite-wal")
                 try quarantine(path, as: name + ".sqlite")

@@ -171,7 +171,7 @@ public final class StatusIndex: Sendable {
     /// For an index opened by path: in one transaction, with the same effect for readers.
     public func rebuild(from journal: Journal) throws {
         if let file {
-            try file.replace(nil)
+            try file.replace(try file.probe(), force: true)
             try checkpoint()
             return
         }
