@@ -165,6 +165,7 @@ final class IndexFile: Sendable {
                 throw SpoolError.system(operation: "rename", path: path, SystemCallError(call: .rename, errno: errno))
             }
             try Self.syncDirectory(of: path)
+            removeAbandonedBuilds()
         }
         opened.withLock { $0 = nil }
         return rows
@@ -195,6 +196,19 @@ final class IndexFile: Sendable {
             throw SpoolError.system(operation: "sync", path: temporary, SystemCallError(call: .fsync, errno: errno))
         }
         return rows
+    }
+
+    /// Removes partial builds (`<path>.new-*`) a crash left behind over an hour ago.
+    private func removeAbandonedBuilds() {
+        let directory = (path as NSString).deletingLastPathComponent
+        let prefix = (path as NSString).lastPathComponent + ".new-"
+        let hourAgo = Date().addingTimeInterval(-3600)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(prefix) {
+            let file = directory + "/" + name
+            guard let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date,
+                  modified < hourAgo else { continue }
+            unlink(file)
+        }
     }
 
     /// Moves `source` (if it exists) into `corrupt/` as `name`.

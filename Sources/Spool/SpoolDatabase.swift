@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// How the programs open a SQLite database kept in the spool (the status index, the
 /// allocator's store): WAL via a GRDB pool, a busy timeout for writers in other processes, the
@@ -50,7 +51,7 @@ public enum SpoolDatabase {
         configuration.label = label
         configuration.prepareDatabase { db in
             var persist: Int32 = 1
-            _ = spool_sqlite3_file_control(db.sqliteConnection, "main", 10 /* SQLITE_FCNTL_PERSIST_WAL */, &persist)
+            _ = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_PERSIST_WAL, &persist)
             try db.execute(sql: "PRAGMA journal_size_limit = \(walSizeLimit)")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(autoCheckpointPages)")
         }
@@ -76,11 +77,6 @@ public enum SpoolDatabase {
         return error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
     }
 }
-
-/// `sqlite3_file_control`, from the SQLite library GRDB links (its module is not a product).
-@_silgen_name("sqlite3_file_control")
-func spool_sqlite3_file_control(_ db: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ op: Int32,
-                                _ argument: UnsafeMutableRawPointer?) -> Int32
 
 /// `flock(2)` on a lock file (created `0660` if missing; opened read-only where it cannot be
 /// written). Each use opens its own descriptor, so two threads of one process hold independent
