@@ -133,7 +133,7 @@ final class IndexFile: Sendable {
         switch problem {
         case nil: break
         case .missing?:
-            recovery.logger.notice("no status index; building it from the journal", metadata: ["index": "\(path)"])
+            recovery.logger.debug("no status index; building it from the journal", metadata: ["index": "\(path)"])
         case .unusable(_, let reason)?:
             recovery.logger.warning("status index unusable; rebuilding it from the journal",
                                     metadata: ["index": "\(path)", "problem": "\(reason)"])
