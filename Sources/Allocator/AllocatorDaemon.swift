@@ -38,7 +38,10 @@ public enum AllocatorDaemon {
         processor.run(until: stop, notifier: notifier) {
             do {
                 try service.drainOutbox()
-                try service.index.catchUp(from: service.journal)
+                // The index is a projection: its failure must not hold up the rest.
+                do { try service.index.catchUp(from: service.journal) } catch {
+                    logger.error("projection failed", metadata: ["error": "\(error)"])
+                }
                 let today = CalendarDay.today()
                 let newDay = lastDay.withLock { last -> Bool in
                     defer { last = today }
