@@ -9,6 +9,8 @@ import Synchronization
 /// What a self-healing ``StatusIndex`` needs to repair itself: the journal it projects and the
 /// spool's `corrupt/` quarantine.
 struct IndexRecovery: Sendable {
+    /// Recreates the index's directory, should it have been removed.
+    let makeDirectory: @Sendable () throws -> Void
     let journal: Journal
     let quarantine: Directory
     let logger: Logger
@@ -73,6 +75,9 @@ final class IndexFile: Sendable {
     func withPool<T>(_ body: (DatabasePool) throws -> T) throws -> T {
         var repairs = 0
         while true {
+            if repairs == 0, access((path as NSString).deletingLastPathComponent, F_OK) != 0, errno == ENOENT {
+                try recovery.makeDirectory()  // the index directory itself was removed
+            }
             let outcome: Result<T, Problem> = try FileLock.holding(lockPath, exclusive: false) {
                 switch try current() {
                 case .failure(let problem): return .failure(problem)
@@ -138,6 +143,7 @@ final class IndexFile: Sendable {
             recovery.logger.warning("status index unusable; rebuilding it from the journal",
                                     metadata: ["index": "\(path)", "problem": "\(reason)"])
         }
+        try recovery.makeDirectory()
         let temporary = path + ".new-" + ItemID.generate().rawValue
         defer { for suffix in ["", "-wal", "-shm", "-journal"] { unlink(temporary + suffix) } }
         let rows = try build(at: temporary)

@@ -45,8 +45,9 @@ public final class StatusIndex: Sendable {
     public init(spool: Spool) throws(SpoolError) {
         path = try Self.defaultPath(in: spool)
         fixed = nil
-        file = IndexFile(path: path, recovery: IndexRecovery(journal: try Journal(spool: spool), quarantine: spool.quarantine,
-                                                             logger: spool.logger), migrator: { Self.migrator })
+        let recovery = IndexRecovery(makeDirectory: { _ = try Self.defaultPath(in: spool) }, journal: try Journal(spool: spool),
+                                     quarantine: spool.quarantine, logger: spool.logger)
+        file = IndexFile(path: path, recovery: recovery, migrator: { Self.migrator })
     }
 
     /// Where a spool keeps its status index: `index/status.sqlite` below the root (the `index`

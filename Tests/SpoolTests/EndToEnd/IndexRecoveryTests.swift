@@ -84,6 +84,11 @@ import Testing
         let third = try system.submit(size: "S", from: "2099-03-01", to: "2099-04-01")
         _ = try system.waitFor(third, .confirmed)
         #expect(try listed(system) == [first, second, third])
+
+        // The whole index directory removed: the daemons make it again.
+        try FileManager.default.removeItem(atPath: "\(system.spool)/index")
+        #expect(system.eventually { FileManager.default.fileExists(atPath: indexPath(system)) }, "the daemons rebuild a removed index directory")
+        #expect(try system.status(third).state == .confirmed)
         #expect(quarantined(system) == 0, "a missing index is rebuilt, not reported as damage")
     }
 
