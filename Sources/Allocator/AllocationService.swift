@@ -38,7 +38,7 @@ public final class AllocationService: Sendable {
         self.configuration = configuration
         journal = try Journal(spool: spool)
         notifications = try spool.queue(.notifications, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
-        index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+        index = try StatusIndex(spool: spool)
         self.logger = logger
     }
 
@@ -185,7 +185,12 @@ public final class AllocationService: Sendable {
                 try store.database.write { db in try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [through]) }
                 published += rows.count
             }
-            if published > 0 { try index.catchUp(from: journal) }
+            if published > 0 {
+                // Best effort: the journal holds the decision; the index catches up on a later tick.
+                do { try index.catchUp(from: journal) } catch {
+                    logger.warning("cannot project into the status index", metadata: ["error": "\(error)"])
+                }
+            }
             return published
         }
     }

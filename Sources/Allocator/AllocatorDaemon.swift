@@ -11,16 +11,21 @@ public enum AllocatorDaemon {
     /// rentals, reports `READY=1`, then processes commands (and, every tick, publishes the
     /// outbox, projects the journal into the index and completes ended rentals).
     ///
-    /// - Throws: when the spool or the store cannot be opened; processing errors are retried
+    /// - Throws: when the spool or the store cannot be opened (transient failures are retried
+    ///   first, see ``StartupRetry``); processing errors are retried
     ///   per item and reported in `state/allocator-health`, never thrown.
     public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
-        let spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
-        let queue = try spool.queue(.allocation, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
-        let service = try AllocationService(spool: spool, configuration: configuration, logger: logger)
-        let health = HealthReporter(records: try RecordDirectory(spool: spool, path: "state"), logger: logger)
-        try service.drainOutbox()
-        try service.completeEndedRentals()
-        try spool.sweepStaging()
+        // Start-up retries transient failures (several daemons starting together, a full disk).
+        let (queue, service, health) = try StartupRetry.run("allocator start-up", logger: logger, stop: stop) {
+            let spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
+            let queue = try spool.queue(.allocation, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
+            let service = try AllocationService(spool: spool, configuration: configuration, logger: logger)
+            let health = HealthReporter(records: try RecordDirectory(spool: spool, path: "state"), logger: logger)
+            try service.drainOutbox()
+            try service.completeEndedRentals()
+            try spool.sweepStaging()
+            return (queue, service, health)
+        }
 
         var processing = QueueProcessor.Configuration()
         processing.maxWorkers = configuration.allocatorMaxWorkers
@@ -33,7 +38,10 @@ public enum AllocatorDaemon {
         processor.run(until: stop, notifier: notifier) {
             do {
                 try service.drainOutbox()
-                try service.index.catchUp(from: service.journal)
+                // The index is a projection: its failure must not hold up the rest.
+                do { try service.index.catchUp(from: service.journal) } catch {
+                    logger.error("projection failed", metadata: ["error": "\(error)"])
+                }
                 let today = CalendarDay.today()
                 let newDay = lastDay.withLock { last -> Bool in
                     defer { last = today }

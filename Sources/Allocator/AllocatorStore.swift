@@ -44,6 +44,9 @@ public final class AllocatorStore: Sendable {
                                           label: "allocator", migrator: Self.migrator)
     }
 
+    /// Checkpoints the store's WAL into the database and truncates it to zero bytes.
+    public func checkpoint() throws { try SpoolDatabase.checkpoint(database) }
+
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in

@@ -8,8 +8,13 @@ import Spool
 /// A submit is acknowledged only after the allocate command is durably in the allocation queue
 /// (non-functional requirement 1); the allocator need not run (requirement 2). The `received`
 /// status is journaled and written to the index at once, so a status right after a submit shows
-/// the request (read-your-writes); for a request the index does not know yet, status falls back
-/// to the queue.
+/// the request (read-your-writes); for a request the index does not know yet, status catches the
+/// index up from the journal, then falls back to the queue.
+///
+/// The index is a disposable projection: submitting never depends on it (its row is written
+/// best-effort, and caught up later), a damaged or missing index is rebuilt at first use (see
+/// ``StatusIndex``), and when it cannot be used at all (no permission, say) `status`, `list` and
+/// `cancel` answer from the journal itself and log that they did.
 public final class IntakeService: Sendable {
     /// The configuration in effect.
     public let configuration: SystemConfiguration
@@ -37,14 +42,13 @@ public final class IntakeService: Sendable {
             keys = try RecordDirectory(spool: spool, path: "intake/keys")
             admission = AdmissionControl(configuration: configuration, queue: allocation,
                                          records: try RecordDirectory(spool: spool, path: "state"))
-            index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
-        } catch let error as SpoolError {
+            index = try StatusIndex(spool: spool)
+        } catch {
+            // Everything here throws SpoolError: the status index is opened at first use.
             if case .system(let operation, _, _) = error, operation.hasPrefix("create"), !error.isNoSpace {
                 throw IntakeError(.cannotCreate, "cannot create the spool at \(configuration.spoolRoot): \(error)")
             }
             throw IntakeError(error, doing: "opening the spool at \(configuration.spoolRoot)")
-        } catch {
-            throw IntakeError.mapping(error, doing: "opening the status index in \(configuration.spoolRoot)", spoolRoot: configuration.spoolRoot)
         }
     }
 
@@ -158,9 +162,19 @@ public final class IntakeService: Sendable {
         guard ItemID(id) != nil else { throw IntakeError(.badData, "\(id.echoed) is not a request id") }
         var found: RentalStatus?
         do {
-            if let row = try index.entity(id) { found = RentalStatus(document: row.document) }
+            if let row = try index.entity(id) {
+                found = RentalStatus(document: row.document)
+            } else if try index.catchUp(from: journal) > 0, let row = try index.entity(id) {
+                found = RentalStatus(document: row.document)
+            }
         } catch {
-            logger.warning("status index unreadable, falling back to the spool", metadata: ["request": "\(id)", "error": "\(error)"])
+            // Never "no such request" because the index is unusable: ask the journal itself.
+            logger.warning("status index unusable; answering from the journal", metadata: ["request": "\(id)", "error": "\(error)"])
+            do {
+                found = try StatusIndex.scan(journal, entity: id)[id].flatMap { RentalStatus(document: $0.document) }
+            } catch {
+                throw IntakeError(.ioError, "cannot read request \(id): the status index is unusable and the journal unreadable: \(error)")
+            }
         }
         if found == nil { found = try queuedStatus(id) }
         guard let status = found else { throw IntakeError(.noInput, "no request \(id)") }
@@ -172,17 +186,18 @@ public final class IntakeService: Sendable {
 
     /// The requests of `customer` the caller may see, newest first.
     public func statuses(customer: String, caller: Caller) throws(IntakeError) -> [RentalStatus] {
-        try visible(caller) { try index.entities(key: "customer", value: customer, limit: 10_000) }
+        try visible(caller, { try $0.entities(key: "customer", value: customer, limit: 10_000) },
+                    fallback: { $0.keys["customer"] == customer })
             .sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
     }
 
     /// The requests the caller may see, optionally only those in `state`, newest first.
     public func list(state: RentalState?, caller: Caller) throws(IntakeError) -> [RentalStatus] {
-        try visible(caller) {
+        try visible(caller, { index in
             if caller.isOperator { return try index.entities(state: state?.rawValue, limit: 100_000) }
             return try index.entities(key: "submitted_by", value: String(caller.uid), limit: 100_000)
                 .filter { state == nil || $0.state == state?.rawValue }
-        }.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+        }, fallback: { state == nil || $0.state == state?.rawValue }).sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
     }
 
     /// Polls the status of `id` until the allocator has decided (any state but `received`) or
@@ -199,13 +214,20 @@ public final class IntakeService: Sendable {
 
     // MARK: Helpers
 
-    private func visible(_ caller: Caller, _ query: () throws -> [IndexedEntity]) throws(IntakeError) -> [RentalStatus] {
+    /// The statuses `query` finds that the caller may see. When the index cannot be used,
+    /// `fallback` filters the journal's own projection instead (and the log says so).
+    private func visible(_ caller: Caller, _ query: (StatusIndex) throws -> [IndexedEntity],
+                         fallback: (IndexedEntity) -> Bool) throws(IntakeError) -> [RentalStatus] {
+        let rows: [IndexedEntity]
         do {
-            return try query().compactMap { RentalStatus(document: $0.document) }
-                .filter { caller.mayAccess(requestSubmittedBy: $0.submittedBy) }
+            rows = try query(index)
         } catch {
-            throw IntakeError(.ioError, "reading the status index: \(error)")
+            logger.warning("status index unusable; answering from the journal", metadata: ["error": "\(error)"])
+            do { rows = try StatusIndex.scan(journal).values.filter(fallback) } catch {
+                throw IntakeError(.ioError, "the status index is unusable and the journal unreadable: \(error)")
+            }
         }
+        return rows.compactMap { RentalStatus(document: $0.document) }.filter { caller.mayAccess(requestSubmittedBy: $0.submittedBy) }
     }
 
     private func queuedStatus(_ id: String) throws(IntakeError) -> RentalStatus? {

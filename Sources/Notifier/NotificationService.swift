@@ -28,7 +28,7 @@ public final class NotificationService: Sendable {
             : HookDelivery(command: configuration.notifyHook, timeout: .seconds(configuration.hookTimeoutSeconds))
         delivered = try RecordDirectory(spool: spool, path: "notifier/delivered")
         journal = try Journal(spool: spool)
-        index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+        index = try StatusIndex(spool: spool)
         self.logger = logger
     }
 
@@ -38,7 +38,7 @@ public final class NotificationService: Sendable {
             return .reject("undecodable notification")
         }
         let request = notification.request.id
-        let current = (try? index.entity(request)).flatMap { $0.flatMap { RentalStatus(document: $0.document) } }
+        let current = currentStatus(request)
         do {
             if try delivered.read(notification.eventId) == nil {
                 if notification.kind == .confirmation, let current, current.state == .cancelled {
@@ -58,6 +58,17 @@ public final class NotificationService: Sendable {
             logger.error("delivery failed", metadata: ["request": "\(request)", "attempt": "\(attempts)", "error": "\(error)"])
             try? record(status(after: notification, current: current, notifiedAt: nil, failure: "\(error)", attempts: attempts))
             return .retry("\(error)")
+        }
+    }
+
+    /// The request's status from the index or, when the index cannot be used, from the journal
+    /// (a cancelled request must not be confirmed because the index is damaged).
+    private func currentStatus(_ request: String) -> RentalStatus? {
+        do {
+            return try index.entity(request).flatMap { RentalStatus(document: $0.document) }
+        } catch {
+            logger.warning("status index unusable; reading the journal", metadata: ["request": "\(request)", "error": "\(error)"])
+            return (try? StatusIndex.scan(journal, entity: request))?[request].flatMap { RentalStatus(document: $0.document) }
         }
     }
 
@@ -98,6 +109,9 @@ public final class NotificationService: Sendable {
     private func record(_ status: RentalStatus) throws {
         let event = status.indexEvent()
         try journal.append([event.encoded()], durability: .durable)
-        try index.apply([event])
+        // Best effort: the journal is the record; the index is caught up from it on a later tick.
+        do { try index.apply([event]) } catch {
+            logger.warning("cannot update the status index", metadata: ["request": "\(status.id)", "error": "\(error)"])
+        }
     }
 }

@@ -7,12 +7,16 @@ import Spool
 public enum NotifierDaemon {
     /// Runs until `stop` is triggered; reports `READY=1` once it is consuming.
     ///
-    /// - Throws: when the spool cannot be opened; delivery failures are retried per item with
+    /// - Throws: when the spool cannot be opened (transient failures are retried first, see
+    ///   ``StartupRetry``); delivery failures are retried per item with
     ///   backoff, then dead-lettered, never thrown.
     public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
-        let spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
-        let queue = try spool.queue(.notifications, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
-        let service = try NotificationService(spool: spool, configuration: configuration, logger: logger)
+        // Start-up retries transient failures (several daemons starting together, a full disk).
+        let (queue, service) = try StartupRetry.run("notifier start-up", logger: logger, stop: stop) {
+            let spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
+            let queue = try spool.queue(.notifications, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
+            return (queue, try NotificationService(spool: spool, configuration: configuration, logger: logger))
+        }
         var processing = QueueProcessor.Configuration()
         processing.maxWorkers = configuration.notifierMaxWorkers
         processing.lease = .seconds(max(300, configuration.hookTimeoutSeconds * 3))

@@ -3,39 +3,94 @@ import Glibc
 #endif
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// How the programs open a SQLite database kept in the spool (the status index, the
 /// allocator's store): WAL via a GRDB pool, a busy timeout for writers in other processes, the
-/// file private to the spool's group, and the schema migrated by exactly one process at a time.
+/// file private to the spool's group, the schema migrated by exactly one process at a time, and
+/// the WAL file kept small.
+///
+/// WAL size: every connection sets `journal_size_limit` (``walSizeLimit``) and a low
+/// `wal_autocheckpoint` (``autoCheckpointPages``), so after each automatic checkpoint the WAL is
+/// reset and truncated to the limit; ``checkpoint(_:)`` truncates it to zero on demand
+/// (`reconcile`, after an index rebuild). Every connection also sets `SQLITE_FCNTL_PERSIST_WAL`:
+/// closing the last connection then never deletes `-wal`/`-shm` by name, which matters when a
+/// file is replaced under a running process (see ``StatusIndex``): the old connection's close
+/// must not unlink the new file's WAL.
 public enum SpoolDatabase {
+    /// The size (bytes) a WAL file is truncated to after a checkpoint resets it.
+    public static let walSizeLimit = 256 * 1024
+    /// Pages written to the WAL before a connection runs an automatic (passive) checkpoint.
+    public static let autoCheckpointPages = 128
+
     /// Opens the database at `path`. Read-write opening creates the file `0660` (SQLite would
-    /// create it `0644` and give its `-wal`/`-shm` files the same mode) and runs `migrator` under
-    /// an `flock` on `<path>.lock`, so that processes starting together do not both create the
+    /// create it `0644` and give its `-wal`/`-shm` files the same mode), then opens the pool
+    /// (switching to WAL) and runs `migrator`, all under an `flock` on `<path>.lock`, so that
+    /// processes starting together neither race to switch the journal mode nor both create the
     /// schema. Read-only opening requires an existing database and migrates nothing.
     ///
     /// - Throws: ``SpoolError`` when the lock cannot be taken; GRDB's `DatabaseError` from SQLite.
     public static func open(path: String, label: String, readOnly: Bool = false,
                             migrator: DatabaseMigrator) throws -> DatabasePool {
+        let configuration = configuration(label: label, readOnly: readOnly)
+        if readOnly { return try DatabasePool(path: path, configuration: configuration) }
+        return try FileLock.holding(path + ".lock", exclusive: true) {
+            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o660)
+            if fd >= 0 { close(fd) }
+            let database = try DatabasePool(path: path, configuration: configuration)
+            try migrator.migrate(database)
+            return database
+        }
+    }
+
+    /// The GRDB configuration every spool database uses (see the type's description).
+    static func configuration(label: String, readOnly: Bool = false) -> Configuration {
         var configuration = Configuration()
         configuration.readonly = readOnly
         configuration.busyMode = .timeout(30)
         configuration.label = label
-        if readOnly { return try DatabasePool(path: path, configuration: configuration) }
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o660)
-        if fd >= 0 { close(fd) }
-        let database = try DatabasePool(path: path, configuration: configuration)
-        try withFileLock(path + ".lock") { try migrator.migrate(database) }
-        return database
+        configuration.prepareDatabase { db in
+            var persist: Int32 = 1
+            _ = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_PERSIST_WAL, &persist)
+            try db.execute(sql: "PRAGMA journal_size_limit = \(walSizeLimit)")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(autoCheckpointPages)")
+        }
+        return configuration
     }
 
-    /// Runs `body` holding an exclusive `flock(2)` on `path` (created `0660` if missing).
-    static func withFileLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o660)
+    /// Checkpoints `database`'s WAL into the main file and truncates the WAL to zero bytes
+    /// (`wal_checkpoint(TRUNCATE)`): waits (busy timeout) for readers of older snapshots.
+    public static func checkpoint(_ database: DatabasePool) throws {
+        try database.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    /// True when `error` says the file is not a database or is corrupt (as opposed to an I/O,
+    /// permission or locking failure, which a retry may cure).
+    static func isDamage(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        return error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT
+    }
+
+    /// True when `error` is a transient SQLite condition (`SQLITE_BUSY`, `SQLITE_LOCKED`).
+    public static func isTransient(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        return error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
+    }
+}
+
+/// `flock(2)` on a lock file (created `0660` if missing; opened read-only where it cannot be
+/// written). Each use opens its own descriptor, so two threads of one process hold independent
+/// locks.
+enum FileLock {
+    /// Runs `body` holding the lock on `path`: shared, or exclusive.
+    static func holding<T>(_ path: String, exclusive: Bool, _ body: () throws -> T) throws -> T {
+        var fd = Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o660)
+        if fd < 0, errno == EACCES || errno == EROFS { fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else {
             throw SpoolError.system(operation: "open lock", path: path, SystemCallError(call: .open, errno: errno))
         }
         defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
+        while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 {
             guard errno == EINTR else {
                 throw SpoolError.system(operation: "lock", path: path, SystemCallError(call: .lock, errno: errno))
             }

@@ -7,11 +7,19 @@ import GRDB
 /// Every upsert is guarded by the entity's version, so the projection is idempotent and
 /// order-independent: replaying the journal twice, or its segments in any order, gives the same
 /// rows. The journal position consumed so far is stored in the same transaction as the rows it
-/// produced, so ``catchUp(from:)`` after a crash resumes exactly. ``rebuild(from:)`` recreates the
-/// index from the journal alone. A read-only index (``init(path:readOnly:)``) uses read-only
-/// connections, which never block writers.
+/// produced, so ``catchUp(from:batchSize:)`` after a crash resumes exactly.
+///
+/// The index of a spool (``init(spool:)``) is disposable and heals itself: it is opened on first
+/// use, a file replaced or deleted under a running process is noticed at the next use and
+/// reopened, and a missing, garbage, corrupt, schema-less or never-projected file is moved to
+/// `corrupt/` and rebuilt from the journal (see `IndexFile`). ``rebuild(from:)`` builds a new
+/// file and renames it over the old one, so readers see the old index or the new one, never an
+/// empty or half-built one. An index opened by path (``init(path:readOnly:)``, for tests and
+/// tools) is opened once and repairs nothing; a read-only one uses read-only connections, which
+/// never block writers.
 public final class StatusIndex: Sendable {
-    private let database: DatabasePool
+    private let fixed: DatabasePool?
+    private let file: IndexFile?
     /// The database file's path.
     public let path: String
 
@@ -25,13 +33,33 @@ public final class StatusIndex: Sendable {
         if readOnly {
             guard FileManager.default.fileExists(atPath: path) else { throw SpoolError.notFound("status index \(path)") }
         }
-        database = try SpoolDatabase.open(path: path, label: "status-index", readOnly: readOnly, migrator: Self.migrator)
+        fixed = try SpoolDatabase.open(path: path, label: "status-index", readOnly: readOnly, migrator: Self.migrator)
+        file = nil
+    }
+
+    /// The self-healing index of `spool` (at ``defaultPath(in:)``), rebuilt from `spool`'s
+    /// journal when unusable. Opens nothing yet: a damaged index fails or repairs at first use,
+    /// never here.
+    ///
+    /// - Throws: ``SpoolError`` when the `index` directory or the journal cannot be opened.
+    public init(spool: Spool) throws(SpoolError) {
+        path = try Self.defaultPath(in: spool)
+        fixed = nil
+        let recovery = IndexRecovery(makeDirectory: { _ = try Self.defaultPath(in: spool) }, journal: try Journal(spool: spool),
+                                     quarantine: spool.quarantine, logger: spool.logger)
+        file = IndexFile(path: path, recovery: recovery, migrator: { Self.migrator })
     }
 
     /// Where a spool keeps its status index: `index/status.sqlite` below the root (the `index`
     /// directory is created if missing).
     public static func defaultPath(in spool: Spool) throws(SpoolError) -> String {
         try spool.directoryPath("index") + "/status.sqlite"
+    }
+
+    /// Runs `body` on the database (for a spool's index: the healthy file now at the path).
+    private func withDatabase<T>(_ body: (DatabasePool) throws -> T) throws -> T {
+        if let fixed { return try body(fixed) }
+        return try file!.withPool(body)
     }
 
     private static var migrator: DatabaseMigrator {
@@ -70,6 +98,12 @@ public final class StatusIndex: Sendable {
     /// Returns how many entity rows changed.
     @discardableResult
     public func apply(_ events: [IndexEvent], consumedThrough position: JournalPosition? = nil) throws -> Int {
+        try withDatabase { database in try Self.apply(events, consumedThrough: position, database) }
+    }
+
+    @discardableResult
+    private static func apply(_ events: [IndexEvent], consumedThrough position: JournalPosition?,
+                              _ database: DatabasePool) throws -> Int {
         try database.write { db in
             var changed = 0
             for event in events where try Self.upsert(event, db) { changed += 1 }
@@ -110,7 +144,8 @@ public final class StatusIndex: Sendable {
 
     /// Projects every journal record after the stored position, in batches of `batchSize`
     /// records per transaction. Records that are not ``IndexEvent``s are skipped. Returns the
-    /// number of records read. Safe to run from several processes at once.
+    /// number of records read. Safe to run from several processes at once. All batches go to
+    /// one file: a replacement meanwhile waits for the catch-up to finish.
     @discardableResult
     public func catchUp(from journal: Journal, batchSize: Int = 500) throws -> Int {
         try catchUpReportingDamage(from: journal, batchSize: batchSize).read
@@ -119,44 +154,84 @@ public final class StatusIndex: Sendable {
     /// ``catchUp(from:batchSize:)``, also returning the damage the journal reader met (see
     /// ``Journal/read(from:_:)``).
     public func catchUpReportingDamage(from journal: Journal, batchSize: Int = 500) throws -> (read: Int, damage: [JournalDamage]) {
-        var pending: [IndexEvent] = []
-        var read = 0
-        var last = try consumedPosition()
-        let result = try journal.read(from: last) { record in
-            read += 1
-            if let event = IndexEvent.decode(record.payload) { pending.append(event) }
-            last = record.next
-            if read % batchSize == 0 {
-                try apply(pending, consumedThrough: last)
-                pending.removeAll(keepingCapacity: true)
+        try withDatabase { database in
+            var pending: [IndexEvent] = []
+            var read = 0
+            var last = try Self.consumedPosition(database)
+            let result = try journal.read(from: last) { record in
+                read += 1
+                if let event = IndexEvent.decode(record.payload) { pending.append(event) }
+                last = record.next
+                if read % batchSize == 0 {
+                    try Self.apply(pending, consumedThrough: last, database)
+                    pending.removeAll(keepingCapacity: true)
+                }
             }
+            try Self.apply(pending, consumedThrough: max(last, result.end), database)
+            return (read, result.damage)
         }
-        try apply(pending, consumedThrough: max(last, result.end))
-        return (read, result.damage)
     }
 
-    /// Empties the index and projects the whole journal again, in one transaction: readers see
-    /// the old index until the new one is complete. Returns the damage the journal reader met.
+    /// Projects the whole journal again. For a spool's index: into a new file, renamed over the
+    /// old one once complete and durable (the old `-wal`/`-shm` removed first, under the
+    /// index lock), so readers see the old index or the new one; the index is then checkpointed.
+    /// For an index opened by path: in one transaction, with the same effect for readers.
+    /// Returns the damage the journal reader met.
     @discardableResult
     public func rebuild(from journal: Journal) throws -> [JournalDamage] {
-        try database.write { db in
-            try db.execute(sql: "DELETE FROM entity_key; DELETE FROM entity; DELETE FROM projection")
-            var last = JournalPosition.start
-            let result = try journal.read(from: .start) { record in
-                if let event = IndexEvent.decode(record.payload) { _ = try Self.upsert(event, db) }
-                last = record.next
-            }
-            let end = max(last, result.end)
-            try db.execute(sql: "INSERT INTO projection (id, segment, offset) VALUES (1, ?, ?)",
-                           arguments: [Int64(end.segment), end.offset])
-            return result.damage
+        if let file {
+            let damage = try file.replace(try file.probe(), force: true).damage
+            try checkpoint()
+            return damage
         }
+        return try fixed!.write { db in
+            try db.execute(sql: "DELETE FROM entity_key; DELETE FROM entity; DELETE FROM projection")
+            return try Self.project(journal, into: db)
+        }
+    }
+
+    /// Upserts every index event of `journal` into `db` and records the end position.
+    /// Returns the damage the journal reader met.
+    @discardableResult
+    static func project(_ journal: Journal, into db: Database) throws -> [JournalDamage] {
+        var last = JournalPosition.start
+        let result = try journal.read(from: .start) { record in
+            if let event = IndexEvent.decode(record.payload) { _ = try Self.upsert(event, db) }
+            last = record.next
+        }
+        let end = max(last, result.end)
+        try db.execute(sql: "INSERT INTO projection (id, segment, offset) VALUES (1, ?, ?)",
+                       arguments: [Int64(end.segment), end.offset])
+        return result.damage
+    }
+
+    /// Checkpoints the WAL into the index and truncates it to zero bytes.
+    public func checkpoint() throws {
+        try withDatabase { database in try SpoolDatabase.checkpoint(database) }
+    }
+
+    /// The latest status of every entity (or only of `entity`) in `journal`, computed in memory
+    /// by the same version rule as the index: the answer when the index cannot be used.
+    public static func scan(_ journal: Journal, entity: String? = nil) throws -> [String: IndexedEntity] {
+        var latest: [String: IndexedEntity] = [:]
+        _ = try journal.read(from: .start) { record in
+            guard let event = IndexEvent.decode(record.payload), entity == nil || event.entity == entity else { return }
+            if let known = latest[event.entity],
+               known.version > event.version || (known.version == event.version && known.document >= event.document) { return }
+            latest[event.entity] = IndexedEntity(entity: event.entity, version: event.version, state: event.state,
+                                                 updatedAt: event.at, keys: event.keys, document: event.document)
+        }
+        return latest
     }
 
     // MARK: Reading
 
     /// The journal position projected so far.
     public func consumedPosition() throws -> JournalPosition {
+        try withDatabase { database in try Self.consumedPosition(database) }
+    }
+
+    private static func consumedPosition(_ database: DatabasePool) throws -> JournalPosition {
         try database.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT segment, offset FROM projection WHERE id = 1") else { return .start }
             return JournalPosition(segment: UInt64(row["segment"] as Int64), offset: row["offset"])
@@ -165,28 +240,32 @@ public final class StatusIndex: Sendable {
 
     /// The entity with `id`, if indexed.
     public func entity(_ id: String) throws -> IndexedEntity? {
-        try database.read { db in try Self.fetch(db, where: "id = ?", [id]).first }
+        try withDatabase { database in try database.read { db in try Self.fetch(db, where: "id = ?", [id]).first } }
     }
 
     /// Entities whose key `name` equals `value`, most recently updated first.
     public func entities(key name: String, value: String, limit: Int = 1000) throws -> [IndexedEntity] {
-        try database.read { db in
-            try Self.fetch(db, where: "id IN (SELECT entity_id FROM entity_key WHERE name = ? AND value = ?)",
-                           [name, value], limit: limit)
+        try withDatabase { database in
+            try database.read { db in
+                try Self.fetch(db, where: "id IN (SELECT entity_id FROM entity_key WHERE name = ? AND value = ?)",
+                               [name, value], limit: limit)
+            }
         }
     }
 
     /// Entities in `state` (or all, for nil), most recently updated first.
     public func entities(state: String?, limit: Int = 1000) throws -> [IndexedEntity] {
-        try database.read { db in
-            if let state { return try Self.fetch(db, where: "state = ?", [state], limit: limit) }
-            return try Self.fetch(db, where: "1", [], limit: limit)
+        try withDatabase { database in
+            try database.read { db in
+                if let state { return try Self.fetch(db, where: "state = ?", [state], limit: limit) }
+                return try Self.fetch(db, where: "1", [], limit: limit)
+            }
         }
     }
 
     /// Every row, ordered by id: for comparing two indexes.
     public func dump() throws -> [IndexedEntity] {
-        try database.read { db in try Self.fetch(db, where: "1", [], order: "id", limit: Int.max) }
+        try withDatabase { database in try database.read { db in try Self.fetch(db, where: "1", [], order: "id", limit: Int.max) } }
     }
 
     private static func fetch(_ db: Database, where condition: String, _ arguments: StatementArguments,

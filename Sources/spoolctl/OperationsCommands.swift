@@ -49,7 +49,7 @@ struct Reconcile: ParsableCommand {
             let completed = try service.completeEndedRentals()
             try service.drainOutbox()
             let swept = try spool.sweepStaging()
-            let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+            let index = try StatusIndex(spool: spool)
             let journal = try Journal(spool: spool)
             var projected = 0
             var damage: [JournalDamage]
@@ -58,6 +58,8 @@ struct Reconcile: ParsableCommand {
             let restore = try service.restoreIndexFromStore(spool: spool)
             report = JournalDamageReport(damage: damage, restored: restore.restored,
                                          unrestored: try JournalDamageReport.unrestored(damage, index: index))
+            try index.checkpoint()  // bound the WAL files
+            try AllocatorStore(spool: spool).checkpoint()
             return ["reclaimed_leases": reclaimed, "outbox_published": published, "completed_rentals": completed,
                     "staging_files_removed": swept, "journal_records_projected": projected, "index_rebuilt": rebuildIndex,
                     "index_restored_from_allocator_store": restore.restored.count]
@@ -206,7 +208,7 @@ struct Index: ParsableCommand {
             let (spool, configuration) = try openSpool(global)
             try global.requireOperator(global.caller(configuration), to: "rebuild the index")
             let (count, report) = try operating(global, "rebuilding the index") { () -> (Int, JournalDamageReport) in
-                let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
+                let index = try StatusIndex(spool: spool)
                 let damage = try index.rebuild(from: try Journal(spool: spool))
                 return (try index.dump().count,
                         JournalDamageReport(damage: damage, unrestored: try JournalDamageReport.unrestored(damage, index: index)))

@@ -39,35 +39,97 @@ struct Up: ParsableCommand {
         if let config = global.config { arguments += ["--config", config] }
         let directory = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
             .deletingLastPathComponent()
-        var children: [Process] = []
-        for name in ["spool-allocator", "spool-notifier"] {
-            let process = Process()
-            process.executableURL = directory.appendingPathComponent(name)
-            process.arguments = arguments
-            do { try process.run() } catch {
-                children.forEach { $0.terminate() }
-                throw Failure(IntakeError(.ioError, "cannot start \(name) from \(directory.path): \(error)"), json: global.json)
-            }
-            children.append(process)
-        }
         let stop = StopSignal()
         stop.triggerOnTermination()
+        var children: [Supervised] = []
+        for name in ["spool-allocator", "spool-notifier"] {
+            var child = Supervised(executable: directory.appendingPathComponent(name), arguments: arguments)
+            do { try child.start() } catch {
+                children.forEach { $0.process.terminate() }
+                throw Failure(IntakeError(.ioError, "cannot start \(name) from \(directory.path): \(error)"), json: global.json)
+            }
+            children.append(child)
+        }
         inform("""
             allocator and notifier running on \(configuration.spoolRoot); Ctrl-C stops them.
             try: spoolctl submit --customer alice@example.com --contact alice@example.com --size M --from \(CalendarDay.today().adding(days: 7)) --months 3 --wait
             """)
-        var failed = false
-        while !stop.isTriggered {
-            if let dead = children.first(where: { !$0.isRunning }) {
-                complain("\(dead.executableURL?.lastPathComponent ?? "daemon") exited with \(dead.terminationStatus); stopping")
-                failed = true
-                break
+        var failure: String?
+        supervising: while !stop.isTriggered {
+            for index in children.indices {
+                switch children[index].supervise() {
+                case .running: break
+                case .restarting(let message): complain(message)
+                case .givingUp(let message):
+                    failure = message
+                    break supervising
+                }
             }
-            stop.wait(timeout: .milliseconds(200))
+            _ = stop.wait(timeout: .milliseconds(200))
         }
-        for child in children where child.isRunning { kill(child.processIdentifier, SIGTERM) }
-        for child in children { child.waitUntilExit() }
+        for child in children where child.process.isRunning { kill(child.process.processIdentifier, SIGTERM) }
+        for child in children where child.started { child.process.waitUntilExit() }
         inform("stopped")
-        if failed { throw Failure(IntakeError(.ioError, "a daemon stopped unexpectedly"), json: false) }
+        if let failure { throw Failure(IntakeError(.ioError, failure), json: false) }
+    }
+}
+
+/// One daemon under `spoolctl up`: restarted when it dies, after a backoff that doubles with
+/// each quick death (one within ``quickDeath`` of its start: 0.5 s, 1 s, 2 s, …); after
+/// ``maxQuickDeaths`` of them in a row, supervision gives up (and `up` stops, exit 74).
+struct Supervised {
+    static let quickDeath = Duration.seconds(10)
+    static let maxQuickDeaths = 5
+
+    let executable: URL
+    let arguments: [String]
+    private(set) var process = Process()
+    private(set) var started = false
+    private var startedAt = ContinuousClock.now
+    private var quickDeaths = 0
+    private var restartAt: ContinuousClock.Instant?
+
+    init(executable: URL, arguments: [String]) {
+        self.executable = executable
+        self.arguments = arguments
+    }
+
+    enum State {
+        case running
+        case restarting(String)
+        case givingUp(String)
+    }
+
+    mutating func start() throws {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        try process.run()
+        self.process = process
+        started = true
+        startedAt = .now
+        restartAt = nil
+    }
+
+    /// Checks the daemon; restarts it when its backoff has passed.
+    mutating func supervise() -> State {
+        let name = executable.lastPathComponent
+        if let restartAt {
+            guard ContinuousClock.now >= restartAt else { return .running }
+            do { try start() } catch {
+                return .givingUp("cannot restart \(name): \(error)")
+            }
+            return .running
+        }
+        guard !process.isRunning else { return .running }
+        let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)"
+            : "exited with \(process.terminationStatus)"
+        quickDeaths = ContinuousClock.now - startedAt < Self.quickDeath ? quickDeaths + 1 : 1
+        guard quickDeaths < Self.maxQuickDeaths else {
+            return .givingUp("\(name) \(how), its \(quickDeaths)th death within \(Self.quickDeath) of starting; giving up")
+        }
+        let delay = Duration.milliseconds(500) * (1 << (quickDeaths - 1))
+        restartAt = .now + delay
+        return .restarting("\(name) \(how); restarting it in \(delay)")
     }
 }

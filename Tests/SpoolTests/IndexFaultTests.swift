@@ -76,3 +76,33 @@ import Testing
         #expect(failures > 0)
     }
 }
+
+/// A spool's index replaced under an open `StatusIndex` (issue 7, item 8).
+@Suite struct IndexReplacementTests {
+    private func event(_ id: String, _ version: Int64) -> IndexEvent {
+        IndexEvent(entity: id, version: version, state: "received", at: version, keys: ["customer": "c"])
+    }
+
+    /// One index rebuilt (a new file renamed over the old) while another has the old file open:
+    /// the other reopens at its next use and writes to the new file, and nothing written to the
+    /// new file by either is lost when the old file's connections close.
+    @Test func rebuildUnderAnOpenIndexLosesNothing() throws {
+        let (_, spool) = try makeSpool()
+        let journal = try Journal(spool: spool)
+        let first = try StatusIndex(spool: spool), second = try StatusIndex(spool: spool)
+        for round in 1...5 {
+            let id = "r\(round)"
+            try journal.append([event(id, 1).encoded()], durability: .durable)
+            try first.apply([event(id, 1)])
+            try second.rebuild(from: journal)
+            try journal.append([event(id, 2).encoded()], durability: .durable)
+            try first.apply([event(id, 2)])  // reopens, closes the old file's connections
+            try journal.append([event("s\(round)", 1).encoded()], durability: .durable)
+            try second.apply([event("s\(round)", 1)])
+            let third = try StatusIndex(spool: spool)
+            #expect(try third.dump().map { "\($0.entity)@\($0.version)" }.filter { $0.hasPrefix("r\(round)") || $0.hasPrefix("s\(round)") }
+                        == ["r\(round)@2", "s\(round)@1"], "round \(round)")
+        }
+        #expect(try first.dump().count == 10)
+    }
+}

@@ -1,0 +1,249 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+/// What a self-healing ``StatusIndex`` needs to repair itself: the journal it projects and the
+/// spool's `corrupt/` quarantine.
+struct IndexRecovery: Sendable {
+    /// Recreates the index's directory, should it have been removed.
+    let makeDirectory: @Sendable () throws -> Void
+    let journal: Journal
+    let quarantine: Directory
+    let logger: Logger
+}
+
+/// The file behind a self-healing ``StatusIndex``: opens it when first used, notices when the
+/// file at its path was replaced or deleted (one `stat` per use, compared with the device and
+/// inode it opened) and reopens it, and replaces an unusable file with one rebuilt from the
+/// journal.
+///
+/// Unusable means missing, not a database (`SQLITE_NOTADB`), corrupt (`SQLITE_CORRUPT`), without
+/// the schema, or never projected (a zero-length file, say); I/O, permission and locking errors
+/// are thrown as they are. An unusable file is moved to `corrupt/` (with its `-wal`), then the
+/// rebuilt file is renamed over the path.
+///
+/// Replacing a WAL database under running processes needs care, and `<path>.lock` provides it:
+/// every use holds a shared `flock` on it (opening, reopening and the query itself), and a
+/// replacement holds it exclusively while it removes the old `-wal`/`-shm` and renames the new
+/// file (fully checkpointed, fsynced) into place, then fsyncs the directory. So no process
+/// opens the new file with the old file's WAL, and none is in the middle of a query on the old
+/// file when it goes; each notices the new inode on its next use. ``SpoolDatabase`` makes closing
+/// the old connections leave the new `-wal`/`-shm` alone.
+final class IndexFile: Sendable {
+    struct Identity: Equatable, Sendable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    /// Why the file at the path cannot be used.
+    enum Problem: Error, Sendable, CustomStringConvertible {
+        case missing
+        case unusable(Identity, String)
+
+        var description: String {
+            switch self {
+            case .missing: return "missing"
+            case .unusable(_, let reason): return reason
+            }
+        }
+    }
+
+    private struct Opened: Sendable {
+        let pool: DatabasePool
+        let identity: Identity
+    }
+
+    let path: String
+    let recovery: IndexRecovery
+    private let migrator: @Sendable () -> DatabaseMigrator
+    private let opened = Mutex<Opened?>(nil)
+    private var lockPath: String { path + ".lock" }
+
+    init(path: String, recovery: IndexRecovery, migrator: @escaping @Sendable () -> DatabaseMigrator) {
+        self.path = path
+        self.recovery = recovery
+        self.migrator = migrator
+    }
+
+    /// Runs `body` on the open database, holding the shared lock; reopens a replaced file and
+    /// repairs an unusable one first (at most three times, then throws
+    /// ``SpoolError/corrupt(path:reason:)``). `body` may run more than once.
+    func withPool<T>(_ body: (DatabasePool) throws -> T) throws -> T {
+        var repairs = 0
+        while true {
+            if repairs == 0, access((path as NSString).deletingLastPathComponent, F_OK) != 0, errno == ENOENT {
+                try recovery.makeDirectory()  // the index directory itself was removed
+            }
+            let outcome: Result<T, Problem> = try FileLock.holding(lockPath, exclusive: false) {
+                switch try current() {
+                case .failure(let problem): return .failure(problem)
+                case .success(let opened):
+                    do { return .success(try body(opened.pool)) } catch where SpoolDatabase.isDamage(error) {
+                        return .failure(.unusable(opened.identity, "\(error)"))
+                    }
+                }
+            }
+            let problem: Problem
+            switch outcome {
+            case .success(let value): return value
+            case .failure(let found): problem = found
+            }
+            guard repairs < 3 else { throw SpoolError.corrupt(path: path, reason: "status index still unusable after 3 repairs: \(problem)") }
+            repairs += 1
+            try replace(problem)
+        }
+    }
+
+    /// The pool for the file now at the path (under the shared lock).
+    private func current() throws -> Result<Opened, Problem> {
+        let identity = try Self.identity(of: path)
+        return try opened.withLock { opened in
+            if let existing = opened, existing.identity == identity { return .success(existing) }
+            opened = nil  // replaced or deleted: close the old file (its WAL persists; see above)
+            guard let identity else { return .failure(.missing) }
+            do {
+                let pool = try DatabasePool(path: path, configuration: SpoolDatabase.configuration(label: "status-index"))
+                let migrator = migrator()
+                let complete = try pool.read { db in
+                    try migrator.hasCompletedMigrations(db)
+                        && Row.fetchOne(db, sql: "SELECT 1 FROM projection WHERE id = 1") != nil
+                }
+                guard complete else { return .failure(.unusable(identity, "no schema, or never projected")) }
+                opened = Opened(pool: pool, identity: identity)
+                return .success(opened!)
+            } catch where SpoolDatabase.isDamage(error) {
+                return .failure(.unusable(identity, "\(error)"))
+            }
+        }
+    }
+
+    /// Why the file now at the path cannot be used, or nil if it can.
+    func probe() throws -> Problem? {
+        try FileLock.holding(lockPath, exclusive: false) {
+            if case .failure(let problem) = try current() { return problem }
+            return nil
+        }
+    }
+
+    /// Builds a new index from the journal and renames it over the path: if `force` (an
+    /// explicit rebuild), whatever is there; otherwise only if the path still holds the file
+    /// found unusable (else another process got there first). An unusable file (per `problem`)
+    /// is quarantined first. Returns the rows built and the damage the journal reader met.
+    @discardableResult
+    func replace(_ problem: Problem?, force: Bool = false) throws -> (rows: Int, damage: [JournalDamage]) {
+        switch problem {
+        case nil: break
+        case .missing?:
+            recovery.logger.debug("no status index; building it from the journal", metadata: ["index": "\(path)"])
+        case .unusable(_, let reason)?:
+            recovery.logger.warning("status index unusable; rebuilding it from the journal",
+                                    metadata: ["index": "\(path)", "problem": "\(reason)"])
+        }
+        try recovery.makeDirectory()
+        let temporary = path + ".new-" + ItemID.generate().rawValue
+        defer { for suffix in ["", "-wal", "-shm", "-journal"] { unlink(temporary + suffix) } }
+        let built = try build(at: temporary)
+        try FileLock.holding(lockPath, exclusive: true) {
+            let now = try Self.identity(of: path)
+            switch problem {
+            case _ where force: break
+            case nil: break
+            case .missing?: guard now == nil else { return }
+            case .unusable(let bad, _)?: guard now == bad else { return }
+            }
+            // The old WAL must never meet the new file: remove it (and the shared-memory index)
+            // before the rename. A crash in between leaves the old file without its WAL: stale
+            // but consistent, and catching up brings it forward.
+            if case .unusable(let bad, _)? = problem, now == bad {
+                let name = "status-index." + ItemID.generate().rawValue
+                try quarantine(path + "-wal", as: name + ".sqlite-wal")
+                try quarantine(path, as: name + ".sqlite")
+                recovery.logger.warning("quarantined the unusable status index", metadata: ["as": "corrupt/\(name).sqlite"])
+            }
+            for suffix in ["-wal", "-shm"] where unlink(path + suffix) != 0 && errno != ENOENT {
+                throw SpoolError.system(operation: "remove", path: path + suffix, SystemCallError(call: .unlink, errno: errno))
+            }
+            guard rename(temporary, path) == 0 else {
+                throw SpoolError.system(operation: "rename", path: path, SystemCallError(call: .rename, errno: errno))
+            }
+            try Self.syncDirectory(of: path)
+            removeAbandonedBuilds()
+        }
+        opened.withLock { $0 = nil }
+        return built
+    }
+
+    /// A complete index at `temporary`: schema, the whole journal projected, WAL checkpointed
+    /// away, file fsynced. It is in WAL mode already, so openers never switch modes.
+    private func build(at temporary: String) throws -> (rows: Int, damage: [JournalDamage]) {
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o660)
+        guard fd >= 0 else {
+            throw SpoolError.system(operation: "create", path: temporary, SystemCallError(call: .open, errno: errno))
+        }
+        close(fd)
+        var configuration = SpoolDatabase.configuration(label: "status-index-rebuild")
+        configuration.journalMode = .wal
+        let queue = try DatabaseQueue(path: temporary, configuration: configuration)
+        try migrator().migrate(queue)
+        let built = try queue.write { db in
+            let damage = try StatusIndex.project(recovery.journal, into: db)
+            return (rows: try Int.fetchOne(db, sql: "SELECT count(*) FROM entity") ?? 0, damage: damage)
+        }
+        try queue.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try queue.close()
+        let file = Glibc.open(temporary, O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { throw SpoolError.system(operation: "open", path: temporary, SystemCallError(call: .open, errno: errno)) }
+        defer { close(file) }
+        guard fsync(file) == 0 else {
+            throw SpoolError.system(operation: "sync", path: temporary, SystemCallError(call: .fsync, errno: errno))
+        }
+        return built
+    }
+
+    /// Removes partial builds (`<path>.new-*`) a crash left behind over an hour ago.
+    private func removeAbandonedBuilds() {
+        let directory = (path as NSString).deletingLastPathComponent
+        let prefix = (path as NSString).lastPathComponent + ".new-"
+        let hourAgo = Date().addingTimeInterval(-3600)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(prefix) {
+            let file = directory + "/" + name
+            guard let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date,
+                  modified < hourAgo else { continue }
+            unlink(file)
+        }
+    }
+
+    /// Moves `source` (if it exists) into `corrupt/` as `name`.
+    private func quarantine(_ source: String, as name: String) throws {
+        if renameat(AT_FDCWD, source, recovery.quarantine.descriptor, name) != 0 {
+            guard errno == ENOENT else {
+                throw SpoolError.system(operation: "quarantine", path: source, SystemCallError(call: .rename, errno: errno))
+            }
+            return
+        }
+        try? recovery.quarantine.sync()
+    }
+
+    static func identity(of path: String) throws -> Identity? {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            if errno == ENOENT { return nil }
+            throw SpoolError.system(operation: "stat", path: path, SystemCallError(call: .status, errno: errno))
+        }
+        return Identity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+    }
+
+    private static func syncDirectory(of path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        let fd = Glibc.open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolError.system(operation: "open", path: directory, SystemCallError(call: .open, errno: errno)) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else {
+            throw SpoolError.system(operation: "sync", path: directory, SystemCallError(call: .fsync, errno: errno))
+        }
+    }
+}
