@@ -47,7 +47,10 @@ import Testing
         var reported: [String: (size: Int, crc: String)] = [:]
         for _ in 0..<100 {
             let producer = try ChildProcess("spool-exerciser", ["enqueue-loop", spool.path, "crash"])
-            usleep(UInt32.random(in: 2_000...40_000))
+            // Kill at a random moment of its work, not of its start-up (which takes longer on a
+            // busy machine): after its first report.
+            #expect(producer.waitForOutput(), "the producer reports its first enqueue")
+            usleep(UInt32.random(in: 0...30_000))
             kill(producer.process.processIdentifier, SIGKILL)
             let result = producer.finish()
             #expect(producer.process.terminationReason == .uncaughtSignal)

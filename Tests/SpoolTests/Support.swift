@@ -87,6 +87,18 @@ final class ChildProcess: @unchecked Sendable {
         errors.drain(errPipe.fileHandleForReading)
     }
 
+    /// Waits until the child has written something to stdout (true), or `seconds` passed or it
+    /// exited without writing (false).
+    func waitForOutput(seconds: Double = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if output.hasData { return true }
+            if !process.isRunning { return output.hasData }
+            usleep(1_000)
+        }
+        return output.hasData
+    }
+
     /// Waits for exit and for the end of both streams; returns status, stdout and stderr.
     func finish() -> (status: Int32, output: String, errors: String) {
         process.waitUntilExit()
@@ -109,6 +121,12 @@ final class ChildProcess: @unchecked Sendable {
                 }
                 done.signal()
             }
+        }
+
+        var hasData: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return !data.isEmpty
         }
 
         func text() -> String {
