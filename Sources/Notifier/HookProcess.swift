@@ -143,7 +143,9 @@ struct HookProcess {
             }
         }
         let text = String(decoding: tail, as: UTF8.self)
-        let last = text.split(whereSeparator: \.isNewline).last.map { String($0.prefix(300)) } ?? ""
+        // One clean line for logs and `status`: control characters (NUL, ESC, …) become spaces.
+        let last = text.split(whereSeparator: \.isNewline).last.map { MessageRenderer.clean(String($0)).trimmingSpaces }
+            .map { String($0.prefix(300)) } ?? ""
         return (outcome ?? .timedOut, last)
     }
 
