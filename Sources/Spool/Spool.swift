@@ -55,12 +55,11 @@ public final class Spool: Sendable {
         do {
             fd = try calls.open(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, 0)
         } catch let error where error.errno == ENOENT && create {
-            // (`made`, not `error`: the outer binding is the ENOENT of the open.) Another process
-            // may create the root first; either way its entry is synced in the parent before
-            // anything in it can be acknowledged.
-            do { try calls.makeDirectory(AT_FDCWD, path, 0o770) } catch let made where made.errno == EEXIST {} catch {
+            do { try calls.makeDirectory(AT_FDCWD, path, 0o770) } catch where error.errno == EEXIST {} catch {
                 throw .system(operation: "create spool root", path: path, error)
             }
+            // Another process may have made it first; either way its entry is synced in the
+            // parent before anything in it can be acknowledged.
             try Self.syncParent(of: path, calls)
             do { fd = try calls.open(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, 0) } catch {
                 throw .system(operation: "open spool root", path: path, error)

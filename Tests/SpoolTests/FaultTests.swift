@@ -169,24 +169,6 @@ import Testing
             }))
     }
 
-    /// Two processes creating the same spool: the one whose `mkdir` finds the root already made
-    /// (`EEXIST`) uses it instead of failing.
-    @Test func spoolRootMadeByAnotherProcessMeanwhileIsUsed() throws {
-        let directory = TemporaryDirectory()
-        var configuration = Spool.Configuration()
-        var calls = FileSystemCalls.live
-        calls.makeDirectory = { dir, name, mode throws(SystemCallError) in
-            if dir == AT_FDCWD, name.hasSuffix("/spool") {
-                try FileSystemCalls.live.makeDirectory(dir, name, mode)  // the other process wins
-                throw SystemCallError(call: .makeDirectory, errno: EEXIST)
-            }
-            try FileSystemCalls.live.makeDirectory(dir, name, mode)
-        }
-        configuration.calls = calls
-        let spool = try Spool(path: directory.sub("spool"), create: true, configuration: configuration)
-        #expect(try spool.queue(QueueName("q")).enqueue([1]).rawValue.isEmpty == false)
-    }
-
     /// A new spool root is synced in its parent (an `fsync` of the parent follows the `mkdir`),
     /// and a failing sync fails the creation with the errno.
     @Test func newSpoolRootIsSyncedInItsParent() throws {
