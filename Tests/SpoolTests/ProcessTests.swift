@@ -47,6 +47,12 @@ import Testing
         var reported: [String: (size: Int, crc: String)] = [:]
         for _ in 0..<100 {
             let producer = try ChildProcess("spool-exerciser", ["enqueue-loop", spool.path, "crash"])
+            // Kill at a random moment of the enqueue loop, not of process start-up: on a busy
+            // machine start-up alone can take longer than the random delay (then no work is done
+            // and the count below fails for want of a condition, not of durability).
+            let started = ContinuousClock.now
+            while !producer.outputSoFar().contains("\n"), producer.process.isRunning,
+                  ContinuousClock.now - started < .seconds(20) { usleep(1_000) }
             usleep(UInt32.random(in: 2_000...40_000))
             kill(producer.process.processIdentifier, SIGKILL)
             let result = producer.finish()

@@ -93,6 +93,9 @@ final class ChildProcess: @unchecked Sendable {
         return (process.terminationStatus, output.text(), errors.text())
     }
 
+    /// The stdout written so far (the process may still be running).
+    func outputSoFar() -> String { output.snapshot() }
+
     private final class Collector: @unchecked Sendable {
         private let lock = NSLock()
         private var data = Data()
@@ -109,6 +112,13 @@ final class ChildProcess: @unchecked Sendable {
                 }
                 done.signal()
             }
+        }
+
+        /// What arrived so far, without waiting for the end.
+        func snapshot() -> String {
+            lock.lock()
+            defer { lock.unlock() }
+            return String(decoding: data, as: UTF8.self)
         }
 
         func text() -> String {
