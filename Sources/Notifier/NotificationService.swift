@@ -38,6 +38,9 @@ public final class NotificationService: Sendable {
             return .reject("undecodable notification")
         }
         let request = notification.request.id
+        // Everything this notification follows from (the decision, a cancel request) was
+        // journaled before it was queued, but the index may lag: catch up before reading it.
+        _ = try? index.catchUp(from: journal)
         let current = currentStatus(request)
         do {
             if try delivered.read(notification.eventId) == nil {

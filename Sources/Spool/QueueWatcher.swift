@@ -21,7 +21,8 @@ public final class QueueWatcher {
         self.queue = queue
         descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         if descriptor < 0 {
-            queue.logger.warning("inotify unavailable, falling back to periodic scans", metadata: ["errno": "\(errno)"])
+            let code = errno  // before the logger runs: its metadata is evaluated lazily
+            queue.logger.warning("inotify unavailable, falling back to periodic scans", metadata: ["errno": "\(code)"])
         }
         let mask = UInt32(IN_MOVED_TO | IN_CREATE)
         for index in 0..<Queue.bucketCount {
@@ -32,7 +33,8 @@ public final class QueueWatcher {
             if watch >= 0 {
                 buckets[watch] = name
             } else {
-                queue.logger.warning("cannot watch bucket, relying on periodic scans", metadata: ["bucket": "\(name)", "errno": "\(errno)"])
+                let code = errno  // before the logger runs: its metadata is evaluated lazily
+                queue.logger.warning("cannot watch bucket, relying on periodic scans", metadata: ["bucket": "\(name)", "errno": "\(code)"])
             }
         }
     }

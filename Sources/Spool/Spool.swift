@@ -58,6 +58,9 @@ public final class Spool: Sendable {
             do { try calls.makeDirectory(AT_FDCWD, path, 0o770) } catch where error.errno == EEXIST {} catch {
                 throw .system(operation: "create spool root", path: path, error)
             }
+            // Another process may have made it first; either way its entry is synced in the
+            // parent before anything in it can be acknowledged.
+            try Self.syncParent(of: path, calls)
             do { fd = try calls.open(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, 0) } catch {
                 throw .system(operation: "open spool root", path: path, error)
             }
@@ -72,6 +75,21 @@ public final class Spool: Sendable {
         staging = try root.subdirectory("tmp", create: create)
         quarantine = try root.subdirectory("corrupt", create: create)
         try checkFormat(create: create)
+    }
+
+    /// `fsync`s the directory holding `path` (a new spool root). A parent this process may write
+    /// but not read (`EACCES` on opening it) cannot be synced and is left as it is.
+    private static func syncParent(of path: String, _ calls: FileSystemCalls) throws(SpoolError) {
+        let trimmed = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+        let parent = trimmed.lastIndex(of: "/").map { $0 == trimmed.startIndex ? "/" : String(trimmed[..<$0]) } ?? "."
+        let fd: Int32
+        do { fd = try calls.open(AT_FDCWD, parent, O_RDONLY | O_DIRECTORY, 0) } catch let error where error.errno == EACCES {
+            return
+        } catch {
+            throw .system(operation: "open parent of spool root", path: parent, error)
+        }
+        defer { try? calls.close(fd) }
+        do { try calls.fsync(fd) } catch { throw .system(operation: "sync parent of spool root", path: parent, error) }
     }
 
     private func checkFormat(create: Bool) throws(SpoolError) {

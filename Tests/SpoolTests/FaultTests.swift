@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Spool
 
@@ -196,5 +197,39 @@ import Testing
                 #expect(try Journal(spool: spool).records().map(\.payload) == [[1], [2]])
                 #expect(tornCopies(spool).count == 1)
             }))
+    }
+
+    /// A new spool root is synced in its parent (an `fsync` of the parent follows the `mkdir`),
+    /// and a failing sync fails the creation with the errno.
+    @Test func newSpoolRootIsSyncedInItsParent() throws {
+        let directory = TemporaryDirectory()
+        let opened = Mutex<[Int32: String]>([:]), log = Mutex<[String]>([])
+        var calls = FileSystemCalls.live
+        calls.open = { dir, name, flags, mode throws(SystemCallError) in
+            let fd = try FileSystemCalls.live.open(dir, name, flags, mode)
+            if dir == AT_FDCWD { opened.withLock { $0[fd] = name } }
+            return fd
+        }
+        calls.makeDirectory = { dir, name, mode throws(SystemCallError) in
+            try FileSystemCalls.live.makeDirectory(dir, name, mode)
+            if dir == AT_FDCWD { log.withLock { $0.append("mkdir \(name)") } }
+        }
+        calls.fsync = { fd throws(SystemCallError) in
+            try FileSystemCalls.live.fsync(fd)
+            if let name = opened.withLock({ $0[fd] }) { log.withLock { $0.append("fsync \(name)") } }
+        }
+        var configuration = Spool.Configuration()
+        configuration.calls = calls
+        _ = try Spool(path: directory.sub("spool"), create: true, configuration: configuration)
+        let entries = log.withLock { $0 }
+        #expect(entries.prefix(2) == ["mkdir \(directory.sub("spool"))", "fsync \(directory.path)"], "\(entries)")
+
+        let injector = FaultInjector()
+        configuration.calls = FileSystemCalls.live.injecting(injector)
+        injector.arm(failing: .fsync, occurrence: 1, errno: EIO)
+        let error = #expect(throws: SpoolError.self) { try Spool(path: directory.sub("other"), create: true, configuration: configuration) }
+        #expect(error?.description.contains("sync parent of spool root") == true
+                && error?.description.contains(String(cString: strerror(EIO))) == true, "\(String(describing: error))")
+        injector.disarm()
     }
 }

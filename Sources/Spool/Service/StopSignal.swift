@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import Foundation
 import Synchronization
 
 /// A one-way "please stop" shared by a daemon's threads. Waiters can `poll(2)` its descriptor
@@ -12,7 +13,6 @@ public final class StopSignal: Sendable {
     /// Readable once triggered.
     public let descriptor: Int32
     private let writeEnd: Int32
-    private let sources = Mutex<[SignalSourceBox]>([])
 
     /// An untriggered signal.
     public init() {
@@ -44,20 +44,33 @@ public final class StopSignal: Sendable {
         _ = write(writeEnd, &byte, 1)
     }
 
-    /// Triggers this signal on SIGTERM and SIGINT (the signals are ignored for their default
-    /// action first, then observed through dispatch sources).
+    /// Triggers this signal on SIGTERM and SIGINT, calling `handler` first (on a thread of its
+    /// own, not in signal context).
+    ///
+    /// The signals are blocked in the calling thread (call it at start-up, before other threads
+    /// exist: they inherit the mask) and taken with `sigwait(3)` by a dedicated thread, so none
+    /// is lost: a blocked signal is never discarded, it stays pending until taken. (Ignoring
+    /// them first and observing them through dispatch sources lost a SIGTERM that arrived
+    /// before libdispatch had registered its source: the daemon then never stopped.) Children
+    /// that must not inherit the blocked mask reset it (see the notifier's hook runner).
     public func triggerOnTermination(_ handler: @escaping @Sendable (Int32) -> Void = { _ in }) {
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let waited = SignalSet(set)
+        let thread = Thread { [weak self] in
+            var set = waited.set
+            while true {
+                var number: Int32 = 0
+                guard sigwait(&set, &number) == 0 else { continue }
                 handler(number)
                 self?.trigger()
             }
-            source.resume()
-            let box = SignalSourceBox(source)
-            sources.withLock { $0.append(box) }
         }
+        thread.name = "stop-signal"
+        thread.start()
     }
 
     /// Sleeps until triggered or `timeout` passes; true if triggered.
@@ -74,8 +87,8 @@ public final class StopSignal: Sendable {
     }
 }
 
-/// Keeps a dispatch signal source alive. Dispatch sources are thread-safe; the box only says so.
-private final class SignalSourceBox: @unchecked Sendable {
-    let source: any DispatchSourceSignal
-    init(_ source: any DispatchSourceSignal) { self.source = source }
+/// A signal set handed to the waiting thread (a plain value, never mutated after creation).
+private struct SignalSet: @unchecked Sendable {
+    let set: sigset_t
+    init(_ set: sigset_t) { self.set = set }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Intake
 import Testing
+@testable import Notifier
 @testable import Spool
 
 /// Notification hooks in other languages.
@@ -63,5 +64,58 @@ import Testing
         #expect(dead.output.contains("\(id)-confirmation"))
         #expect(dead.output.contains("hook exited with 3"))
         #expect(try system.status(id).state == .assigned, "assigned, but the customer was not notified")
+    }
+
+    // MARK: Hostile hooks (the delivery itself, without daemons)
+
+    /// Whether `pid` is gone (or a zombie nobody reaps yet).
+    private func isGone(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+    }
+
+    private func grandchild(_ file: String) throws -> Int32 {
+        try #require(Int32(String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+    }
+
+    private func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline { if condition() { return true }; usleep(20_000) }
+        return condition()
+    }
+
+    /// Never reads stdin, writes 5 MB to stderr, ignores SIGTERM, leaves a grandchild (which
+    /// ignores SIGTERM too) holding stderr, and sleeps: the delivery fails as timed out within
+    /// the timeout plus the grace, and no process of the hook is left.
+    @Test func hookThatIgnoresTermFloodsStderrAndLeavesAGrandchildTimesOut() throws {
+        let scratch = TemporaryDirectory("hook")
+        let pidFile = scratch.sub("pid")
+        let command = "trap '' TERM; sleep 60 & echo $! > \(pidFile); head -c 5000000 /dev/zero | tr '\\0' x >&2; echo flooded >&2; sleep 60"
+        let hook = HookDelivery(command: command, timeout: .seconds(1))
+        let started = ContinuousClock.now
+        let error = #expect(throws: HookDelivery.Failure.self) { try hook.deliver(NotifierTests.notification(.confirmation)) }
+        #expect(error?.description.hasPrefix("hook timed out after 1") == true, "\(String(describing: error))")
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed < .milliseconds(4_500), "took \(elapsed): timeout 1 s plus a grace of 2 s")
+        let pid = try grandchild(pidFile)
+        #expect(eventually(5) { isGone(pid) }, "the grandchild \(pid) outlived the hook")
+    }
+
+    /// Exits 0 at once but leaves a grandchild holding stderr open: delivered without waiting
+    /// for it, and the grandchild does not outlive the hook.
+    @Test func grandchildHoldingThePipeDoesNotDelayADeliveredHook() throws {
+        let scratch = TemporaryDirectory("hook")
+        let pidFile = scratch.sub("pid")
+        let hook = HookDelivery(command: "sleep 60 & echo $! > \(pidFile); exit 0", timeout: .seconds(30))
+        let started = ContinuousClock.now
+        try hook.deliver(NotifierTests.notification(.confirmation))
+        #expect(ContinuousClock.now - started < .seconds(2))
+        let pid = try grandchild(pidFile)
+        #expect(eventually(5) { isGone(pid) }, "the grandchild \(pid) outlived the hook")
+
+        // A failing hook that never reads its input reports its last stderr line and status.
+        let failing = HookDelivery(command: "head -c 3000000 /dev/zero >&2; echo 'gateway said no' >&2; exit 4", timeout: .seconds(30))
+        let error = #expect(throws: HookDelivery.Failure.self) { try failing.deliver(NotifierTests.notification(.rejection)) }
+        #expect(error?.description == "hook exited with 4: gateway said no")
     }
 }

@@ -43,14 +43,23 @@ import Testing
 
         let spool = try Spool(path: system.spool)
         let index = try StatusIndex(path: try StatusIndex.defaultPath(in: spool))
-        let settled = system.eventually(120) {
+        // Settled means every source agrees, not just the index: a daemon records the status
+        // before it acknowledges the queue item, so a terminal, notified index row can be seen
+        // while its allocation or notification item is still active. Wait for both queues to be
+        // empty too (never a fixed sleep), and check the rows again after the queues drained.
+        let allocation = try spool.queue(.allocation), notifications = try spool.queue(.notifications)
+        func allNotified() -> Bool {
             guard let rows = try? index.dump(), rows.count == 500 else { return false }
             return rows.allSatisfy { row in
                 guard let status = RentalStatus(document: row.document) else { return false }
                 return (status.state == .confirmed || status.state == .rejected) && status.notifiedAt != nil
             }
         }
-        #expect(settled, "every request reaches a terminal, notified state")
+        let settled = system.eventually(120) {
+            allNotified() && (try? allocation.counts()) == QueueCounts() && (try? notifications.counts()) == QueueCounts()
+                && allNotified()
+        }
+        #expect(settled, "every request reaches a terminal, notified state and every queue item is acknowledged")
 
         // No unit is assigned to overlapping periods.
         let store = try AllocatorStore(spool: spool)

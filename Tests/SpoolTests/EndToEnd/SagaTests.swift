@@ -77,7 +77,13 @@ import Testing
         let status = try system.waitFor(id, .cancelled)
         #expect(status.unit == nil)
         #expect(try system.eventually { try system.status(id).notifiedAt != nil })
-        let store = try AllocatorStore(spool: Spool(path: system.spool))
+        // The absence checks below mean something only once the allocator has acknowledged the
+        // request's allocation item (and the notifier every message), so wait for that first.
+        let spool = try Spool(path: system.spool)
+        #expect(try system.eventually {
+            try spool.queue(.allocation).counts() == QueueCounts() && spool.queue(.notifications).counts() == QueueCounts()
+        })
+        let store = try AllocatorStore(spool: spool)
         #expect(try store.assignments().isEmpty)
         #expect(!system.mailbox("alice@example.com").contains("\(id)-confirmation"))
     }
@@ -95,7 +101,7 @@ import Testing
         #expect(rejected.reason?.contains("size L is free") == true)
         #expect(try system.eventually { try system.status(second).notifiedAt != nil })
         let mail = try String(contentsOfFile: "\(system.spool)/maildir/alice@example.com/new/\(second)-rejection", encoding: .utf8)
-        #expect(mail.contains("Instead: a L unit is free for that period"))
+        #expect(mail.contains("Instead: a unit of size L is free for that period"))
     }
 
     @Test func submitWhileTheAllocatorIsStoppedIsProcessedLater() throws {
