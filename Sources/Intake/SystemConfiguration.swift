@@ -81,9 +81,9 @@ public struct SystemConfiguration: Sendable, Equatable {
         if restricted { return try loadRestricted(path: path, root: root, systemPath: defaultPath) }
         var configuration = SystemConfiguration()
         if let path {
-            guard let text = readText(path) else { throw ConfigurationError(message: "cannot read configuration file \(path)") }
+            guard let text = try readText(path) else { throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): no such file") }
             try configuration.apply(text, file: path)
-        } else if let text = readText(defaultPath) {
+        } else if let text = try readText(defaultPath) {
             try configuration.apply(text, file: defaultPath)
         }
         if let root { configuration.spoolRoot = root }
@@ -95,7 +95,7 @@ public struct SystemConfiguration: Sendable, Equatable {
     static func loadRestricted(path: String?, root: String?, systemPath: String) throws(ConfigurationError) -> SystemConfiguration {
         let rule = "a setgid spoolctl run by an ordinary user reads only \(systemPath)"
         var system = SystemConfiguration()
-        guard let systemText = readText(systemPath) else {
+        guard let systemText = try? readText(systemPath) else {
             throw ConfigurationError(message: "cannot read the system configuration \(systemPath); \(rule)", refused: true)
         }
         try system.apply(systemText, file: systemPath)
@@ -105,7 +105,7 @@ public struct SystemConfiguration: Sendable, Equatable {
                 throw ConfigurationError(message: "configuration file \(shortened(path)) is not permitted: \(rule) and the files its alternate_config_files lists",
                                          refused: true)
             }
-            guard let text = readText(path) else { throw ConfigurationError(message: "cannot read configuration file \(path)") }
+            guard let text = try readText(path) else { throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): no such file") }
             configuration = SystemConfiguration()
             try configuration.apply(text, file: path)
             configuration.operatorGroup = system.operatorGroup
@@ -211,17 +211,33 @@ public struct SystemConfiguration: Sendable, Equatable {
         return result
     }
 
-    private static func readText(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+    /// The text of the regular file at `path`: nil if there is no such file; throws if it
+    /// exists but cannot be read whole (no permission, not a regular file, over 1 MiB, an I/O
+    /// error part way), so a configuration is never used half read.
+    private static func readText(_ path: String) throws(ConfigurationError) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOENT { return nil }
+            throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): \(String(cString: strerror(code)))")
+        }
         defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            throw ConfigurationError(message: "configuration file \(shortened(path)) is not a regular file")
+        }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
+            if count == 0 { break }
+            if count < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): \(String(cString: strerror(code)))")
+            }
             bytes += buffer[..<count]
-            if bytes.count > 1 << 20 { return nil }
+            if bytes.count > 1 << 20 { throw ConfigurationError(message: "configuration file \(shortened(path)) is over 1 MiB") }
         }
         return String(decoding: bytes, as: UTF8.self)
     }

@@ -73,4 +73,26 @@ import Testing
         #expect(object?["exit_code"] as? Int == 65)
         #expect((object?["error"] as? String)?.contains("unknown unit size") == true)
     }
+
+    /// A configuration that cannot be read whole is refused, never used as empty or half read:
+    /// a directory (reads fail with EISDIR) and a FIFO (nobody writes to it) named by --config,
+    /// and an unreadable file (as an ordinary user: root reads anything).
+    @Test func aConfigurationThatCannotBeReadWholeIsRefused() throws {
+        let system = try SystemFixture()
+        let directory = system.directory.sub("conf.d")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let fifo = system.directory.sub("conf.fifo")
+        #expect(mkfifo(fifo, 0o644) == 0)
+        for (path, message) in [(directory, "not a regular file"), (fifo, "not a regular file")] {
+            let child = try ChildProcess("spoolctl", ["list", "--config", path],
+                                         environment: ["SPOOL_CONFIG": "", "SPOOL_ROOT": system.spool])
+            // The old code blocked for ever on the FIFO: don't wait for ever here.
+            let deadline = Date().addingTimeInterval(20)
+            while child.process.isRunning, Date() < deadline { usleep(10_000) }
+            if child.process.isRunning { kill(child.process.processIdentifier, SIGKILL) }
+            let result = child.finish()
+            #expect(result.status == 65, "\(path): exit \(result.status): \(result.errors)")
+            #expect(result.errors.contains(message), "\(path): \(result.errors)")
+        }
+    }
 }
