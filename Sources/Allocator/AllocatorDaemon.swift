@@ -12,7 +12,8 @@ public enum AllocatorDaemon {
     /// outbox, projects the journal into the index and completes ended rentals).
     ///
     /// - Throws: when the spool or the store cannot be opened (transient failures are retried
-    ///   first, see ``StartupRetry``); processing errors are retried
+    ///   first, see ``StartupRetry``), or after stopping because `journal/` was removed or
+    ///   replaced under it (a restart opens it afresh); processing errors are retried
     ///   per item and reported in `state/allocator-health`, never thrown.
     public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
         // Start-up retries transient failures (several daemons starting together, a full disk).
@@ -35,7 +36,16 @@ public enum AllocatorDaemon {
         notifier.notify("READY=1\nSTATUS=allocating")
         logger.info("allocator ready", metadata: ["spool": "\(configuration.spoolRoot)", "max_workers": "\(processing.maxWorkers)"])
         let lastDay = Mutex(CalendarDay.today())
+        let detached = Mutex(false)
         processor.run(until: stop, notifier: notifier) {
+            // `journal/` removed or replaced under the running daemon: every decision would fail
+            // (or be journaled where nobody reads it) until the journal is opened afresh.
+            if service.journal.isDetached {
+                logger.critical("journal/ was removed or replaced under the running allocator; exiting so that a restart opens it afresh")
+                detached.withLock { $0 = true }
+                stop.trigger()
+                return
+            }
             do {
                 try service.drainOutbox()
                 // The index is a projection: its failure must not hold up the rest.
@@ -53,6 +63,12 @@ public enum AllocatorDaemon {
             }
         }
         logger.info("allocator stopped", metadata: ["processed": "\(processor.processed)"])
+        if detached.withLock({ $0 }) { throw JournalDetached() }
+    }
+
+    /// The allocator stopped because `journal/` was removed or replaced under it.
+    struct JournalDetached: Error, CustomStringConvertible {
+        var description: String { "journal/ was removed or replaced while the allocator ran; restart it" }
     }
 
     static func handle(_ item: ClaimedItem, service: AllocationService, health: HealthReporter, logger: Logger) -> ProcessingOutcome {
