@@ -34,10 +34,45 @@ import Testing
         let reconcile = try system.ctl("reconcile")
         #expect(reconcile.status == 0, "\(reconcile.errors)")
         #expect(try system.status(first).state == .assigned)
-        #expect(try system.waitFor(second, .assigned).unit != nil)
+        #expect(try system.waitFor(second, .assigned, seconds: 60).unit != nil, "retries the old allocator failed are deferred (backoff)")
         try system.addUnits([("R-3", "M")])
         let third = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")
         #expect(try system.waitFor(third, .assigned).unit == "R-3")
         #expect(system.stop("spool-allocator") == 0)
+    }
+
+    /// A queue's `ready/` removed under its running consumer: the next submit made it again, and
+    /// the daemon went on waiting on (and scanning) the removed one without a word, so the
+    /// acknowledged request was never decided or delivered until someone restarted it. Each
+    /// daemon now stops (the allocator exits 74) and its restart serves the new directory. The
+    /// allocator also feeds the notification queue, so it stops for that queue too.
+    @Test(arguments: ["allocation", "notifications"])
+    func daemonsStopWhenAQueueDirectoryIsRemoved(queue: String) throws {
+        let system = try SystemFixture()
+        try system.addUnits([("Q-1", "M"), ("Q-2", "M")])
+        let environment = system.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
+        let daemons = try ["spool-allocator", "spool-notifier"].map { try ChildProcess($0, [], environment: environment) }
+        defer { for daemon in daemons where daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGKILL) } }
+        let first = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")
+        #expect(try system.waitFor(first, .confirmed).unit != nil)
+
+        try FileManager.default.removeItem(atPath: "\(system.spool)/queues/\(queue)/ready")
+        let second = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")
+        // The allocator consumes `allocation` and feeds `notifications`; the notifier consumes
+        // `notifications` only.
+        let affected = queue == "allocation" ? [0] : [0, 1]
+        for index in affected {
+            let daemon = daemons[index]
+            let stopped = system.eventually(20) { !daemon.process.isRunning }
+            #expect(stopped, "daemon \(index) goes on with a removed queues/\(queue)/ready")
+            if !stopped { kill(daemon.process.processIdentifier, SIGKILL) }
+            let result = daemon.finish()
+            #expect(result.status == (index == 0 ? 74 : 0), "\(result.errors)")
+            #expect(result.errors.contains(index == 0 && queue == "notifications" ? "the notification queue was removed or replaced"
+                                           : "queue directory removed or replaced under the running daemon"), "\(result.errors)")
+        }
+        for index in affected { try system.start(index == 0 ? "spool-allocator" : "spool-notifier", environment: ["SWIFT_BACKTRACE": "enable=no"]) }
+        #expect(try system.waitFor(second, .confirmed, seconds: 60).unit != nil)
+        #expect(system.eventually { system.mailbox("alice@example.com").count == 2 }, "one message per outcome")
     }
 }
