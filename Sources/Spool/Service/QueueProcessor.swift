@@ -66,8 +66,9 @@ public final class QueueProcessor: Sendable {
     /// Items handled so far (any outcome).
     public var processed: Int { processedCount.load(ordering: .relaxed) }
 
-    /// True when ``run(until:notifier:periodic:)`` stopped because the queue's directories were
-    /// removed or replaced under it (see ``Queue/isDetached``); the daemon should exit non-zero
+    /// True when ``run(until:notifier:periodic:)`` stopped because the queue's directories, or the
+    /// spool's `tmp/` or `corrupt/`, were removed or replaced under it (see ``Queue/isDetached``,
+    /// ``Spool/isDetached``); the daemon should exit non-zero
     /// so that a restart opens the queue afresh.
     public var stoppedDetached: Bool { detachedFlag.load(ordering: .relaxed) }
 
@@ -77,9 +78,10 @@ public final class QueueProcessor: Sendable {
         var lastPing = ContinuousClock.now
         var idleRounds = 0
         while !stop.isTriggered {
-            if queue.isDetached {
-                // Enqueuers recreate the directories; items there would wait until a restart.
-                logger.critical("queue directory removed or replaced under the running daemon; stopping so that a restart opens it afresh",
+            if queue.isDetached || queue.spool.isDetached {
+                // Enqueuers recreate the directories; items there would wait until a restart,
+                // and staging or quarantine through the old `tmp/` or `corrupt/` would fail.
+                logger.critical("a spool directory (of the queue, tmp/ or corrupt/) was removed or replaced under the running daemon; stopping so that a restart opens it afresh",
                                 metadata: ["queue": "\(queue.name)"])
                 detachedFlag.store(true, ordering: .relaxed)
                 stop.trigger()

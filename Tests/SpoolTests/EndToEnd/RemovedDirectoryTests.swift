@@ -69,10 +69,46 @@ import Testing
             let result = daemon.finish()
             #expect(result.status == (index == 0 ? 74 : 0), "\(result.errors)")
             #expect(result.errors.contains(index == 0 && queue == "notifications" ? "the notification queue was removed or replaced"
-                                           : "queue directory removed or replaced under the running daemon"), "\(result.errors)")
+                                           : "was removed or replaced under the running daemon"), "\(result.errors)")
         }
         for index in affected { try system.start(index == 0 ? "spool-allocator" : "spool-notifier", environment: ["SWIFT_BACKTRACE": "enable=no"]) }
         #expect(try system.waitFor(second, .confirmed, seconds: 60).unit != nil)
         #expect(system.eventually { system.mailbox("alice@example.com").count == 2 }, "one message per outcome")
+    }
+
+    /// `corrupt/` (or `tmp/`) removed under the running daemons: every quarantine went into the
+    /// removed directory and failed ("cannot quarantine corrupt file", the garbage item stuck in
+    /// `active/`), every staged write through a removed `tmp/` failed. The daemons now stop and
+    /// their restart makes the directory again.
+    @Test(arguments: ["corrupt", "tmp"])
+    func daemonsStopWhenCorruptOrTmpIsRemoved(directory: String) throws {
+        let system = try SystemFixture()
+        try system.addUnits([("C-1", "M")])
+        let environment = system.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
+        let daemons = try ["spool-allocator", "spool-notifier"].map { try ChildProcess($0, [], environment: environment) }
+        defer { for daemon in daemons where daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGKILL) } }
+        let first = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")
+        #expect(try system.waitFor(first, .confirmed).unit == "C-1")
+
+        try FileManager.default.removeItem(atPath: "\(system.spool)/\(directory)")
+        for (index, daemon) in daemons.enumerated() {
+            let stopped = system.eventually(20) { !daemon.process.isRunning }
+            #expect(stopped, "daemon \(index) goes on with a removed \(directory)/")
+            if !stopped { kill(daemon.process.processIdentifier, SIGKILL) }
+            let result = daemon.finish()
+            #expect(result.status == (index == 0 ? 74 : 0), "\(result.errors)")
+            #expect(result.errors.contains("was removed or replaced under the running daemon"), "\(result.errors)")
+        }
+        try system.startBoth()
+        // A garbage item is quarantined into the new corrupt/, and the system still serves.
+        let bucket = "\(system.spool)/queues/allocation/ready/00"
+        try FileManager.default.createDirectory(atPath: bucket, withIntermediateDirectories: true)
+        try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: "\(bucket)/01m8js6vvtvknxc4t6xbm940y5.0.0"))
+        #expect(system.eventually(30) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(system.spool)/corrupt")) ?? []).contains { $0.hasPrefix("allocation.") }
+        })
+        try system.addUnits([("C-2", "M")])
+        let second = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")
+        #expect(try system.waitFor(second, .confirmed, seconds: 30).unit == "C-2")
     }
 }
