@@ -12,7 +12,9 @@ public enum AllocatorDaemon {
     /// outbox, projects the journal into the index and completes ended rentals).
     ///
     /// - Throws: when the spool or the store cannot be opened (transient failures are retried
-    ///   first, see ``StartupRetry``); processing errors are retried
+    ///   first, see ``StartupRetry``), or after stopping because `journal/` or the queue's
+    ///   directories were removed or replaced under it (a restart opens them afresh); processing
+    ///   errors are retried
     ///   per item and reported in `state/allocator-health`, never thrown.
     public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
         // Start-up retries transient failures (several daemons starting together, a full disk).
@@ -35,7 +37,18 @@ public enum AllocatorDaemon {
         notifier.notify("READY=1\nSTATUS=allocating")
         logger.info("allocator ready", metadata: ["spool": "\(configuration.spoolRoot)", "max_workers": "\(processing.maxWorkers)"])
         let lastDay = Mutex(CalendarDay.today())
+        let detached = Mutex(false)
         processor.run(until: stop, notifier: notifier) {
+            // `journal/` or the notification queue (which it feeds) removed or replaced under
+            // the running daemon: every decision would fail (or be published where nobody looks)
+            // until they are opened afresh.
+            if service.journal.isDetached || service.notifications.isDetached {
+                let what = service.journal.isDetached ? "journal/" : "the notification queue"
+                logger.critical("\(what) was removed or replaced under the running allocator; exiting so that a restart opens it afresh")
+                detached.withLock { $0 = true }
+                stop.trigger()
+                return
+            }
             do {
                 try service.drainOutbox()
                 // The index is a projection: its failure must not hold up the rest.
@@ -53,6 +66,13 @@ public enum AllocatorDaemon {
             }
         }
         logger.info("allocator stopped", metadata: ["processed": "\(processor.processed)"])
+        if detached.withLock({ $0 }) || processor.stoppedDetached { throw Detached() }
+    }
+
+    /// The allocator stopped because `journal/` or its queue's directories were removed or
+    /// replaced under it.
+    struct Detached: Error, CustomStringConvertible {
+        var description: String { "a spool directory (journal/ or the allocation queue) was removed or replaced while the allocator ran; restart it" }
     }
 
     static func handle(_ item: ClaimedItem, service: AllocationService, health: HealthReporter, logger: Logger) -> ProcessingOutcome {

@@ -85,7 +85,8 @@ public final class IntakeService: Sendable {
                 do { existing = try keys.createOnce(keyName(key, caller), canonicalJSON(request)) } catch {
                     throw IntakeError(error, doing: "recording the idempotency key")
                 }
-                if let existing, let earlier = try? JSONDecoder().decode(RentalRequest.self, from: Data(existing)) {
+                if let existing {
+                    let earlier = try decodedRecord(existing, key: key, caller: caller)
                     try Self.requireSameRequest(earlier, request, key: key)
                     return Submission(id: earlier.id, created: false)  // a concurrent submit won
                 }
@@ -263,12 +264,28 @@ public final class IntakeService: Sendable {
     private func keyName(_ key: String, _ caller: Caller) -> String { "\(caller.uid)-\(key)" }
 
     private func recordedRequest(key: String, caller: Caller) throws(IntakeError) -> RentalRequest? {
-        do {
-            guard let bytes = try keys.read(keyName(key, caller)) else { return nil }
-            return try? JSONDecoder().decode(RentalRequest.self, from: Data(bytes))
-        } catch {
+        let bytes: [UInt8]?
+        do { bytes = try keys.read(keyName(key, caller)) } catch {
             throw IntakeError(error, doing: "reading the idempotency key")
         }
+        guard let bytes else { return nil }
+        return try decodedRecord(bytes, key: key, caller: caller)
+    }
+
+    /// The request an idempotency key's record names. A record that cannot be decoded (a flipped
+    /// byte, a truncation) is never read as "no request yet": that would queue a second request
+    /// for a retried submit. Its copy is kept in `corrupt/` and the submit is refused.
+    ///
+    /// - Throws: ``IntakeError`` with exit 65 naming the key and the copy.
+    private func decodedRecord(_ bytes: [UInt8], key: String, caller: Caller) throws(IntakeError) -> RentalRequest {
+        if let request = try? JSONDecoder().decode(RentalRequest.self, from: Data(bytes)) { return request }
+        let name = keyName(key, caller)
+        let copy: String
+        do { copy = try keys.keepDamagedCopy(of: name, bytes: bytes, label: "idempotency-key") } catch {
+            copy = "no copy: \(error)"
+        }
+        logger.error("idempotency key record damaged", metadata: ["key": "\(name)", "copy": "\(copy)"])
+        throw IntakeError(.badData, "the record of idempotency key \(key.echoed) is damaged (\(copy)), so the request it names cannot be looked up; nothing was submitted: see spoolctl list, or submit with a new key")
     }
 
     /// Journals `status` durably and writes it to the index at once. Failures are logged, not

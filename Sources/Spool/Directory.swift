@@ -22,6 +22,14 @@ final class Directory: Sendable {
 
     func child(_ name: String) -> String { path.isEmpty ? name : "\(path)/\(name)" }
 
+    /// Whether this directory is still the one at its path below `root` (same device and inode):
+    /// false once it was removed, renamed or replaced, when a descriptor held open keeps
+    /// pointing at a directory nobody else sees.
+    func isStillAt(below root: Directory) -> Bool {
+        guard let held = try? calls.status(descriptor), let current = try? calls.statusAt(root.descriptor, path) else { return false }
+        return held.st_dev == current.st_dev && held.st_ino == current.st_ino && held.st_nlink > 0
+    }
+
     /// Opens the subdirectory `name`, creating it (mode `mode`, then syncing this directory) if
     /// `create` is set and it does not exist. Throws ``SpoolError/unsafePath(_:)`` for a symlink
     /// or a non-directory.

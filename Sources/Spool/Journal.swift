@@ -101,6 +101,12 @@ public final class Journal: Sendable {
 
     var calls: FileSystemCalls { spool.configuration.calls }
 
+    /// True when `journal/` was removed, renamed or replaced after this journal opened it: its
+    /// appends would go to a directory nobody reads (or fail), and its lock would no longer
+    /// exclude writers of the new `journal/`. A long-running process that sees it must open the
+    /// journal afresh (the daemons exit and are restarted).
+    public var isDetached: Bool { !directory.isStillAt(below: spool.root) }
+
     /// Appends `payloads` as consecutive records in one write and returns the position of the
     /// first. With `.durable` the records are `fsync`ed before this returns. On failure no part of
     /// the records stays in the journal (the segment is cut back), so the append can be retried.

@@ -46,6 +46,14 @@ public final class Queue: Sendable {
 
     var logger: Logger { spool.logger }
 
+    /// True when one of this queue's directories (`queues/<name>` and its `ready`, `active`,
+    /// `dead`) was removed, renamed or replaced after the queue opened it: a process holding it
+    /// would wait on, claim from and scan a directory nobody enqueues into any more. A
+    /// long-running consumer that sees it must open the queue afresh (``QueueProcessor`` stops).
+    public var isDetached: Bool {
+        [base, ready, active, dead].contains { !$0.isStillAt(below: spool.root) }
+    }
+
     func bucket(_ name: String, create: Bool = true) throws(SpoolError) -> Directory {
         try ready.subdirectory(name, create: create)
     }

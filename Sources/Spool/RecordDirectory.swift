@@ -52,6 +52,20 @@ public final class RecordDirectory: Sendable {
         return nil
     }
 
+    /// Keeps a durable copy of record `name`, whose contents `bytes` cannot be used, in the
+    /// spool's `corrupt/` as `<label>.<name>.<crc32>` (once: an existing copy is kept), and
+    /// returns the copy's path relative to the spool root. The record itself stays where it is:
+    /// for a record whose presence matters (an idempotency key), removing it would change what
+    /// the next caller does.
+    public func keepDamagedCopy(of name: String, bytes: [UInt8], label: String) throws(SpoolError) -> String {
+        guard Names.isSafeComponent(name, allowDots: true), Names.isSafeComponent(label) else { throw .invalidName(name) }
+        let target = "\(label).\(name).\(String(CRC32.checksum(bytes[...]), radix: 16))"
+        if (try? spool.configuration.calls.statusAt(spool.quarantine.descriptor, target)) == nil {
+            try spool.quarantine.createDurably(target, contents: bytes, staging: spool.staging, mode: 0o640)
+        }
+        return "corrupt/\(target)"
+    }
+
     /// Removes the record `name`; no error if there is none.
     public func remove(_ name: String) throws(SpoolError) {
         guard Names.isSafeComponent(name, allowDots: true) else { throw .invalidName(name) }

@@ -92,6 +92,11 @@ public final class Spool: Sendable {
         do { try calls.fsync(fd) } catch { throw .system(operation: "sync parent of spool root", path: parent, error) }
     }
 
+    /// True when `tmp/` or `corrupt/` was removed, renamed or replaced after this spool opened
+    /// them: every staged write (`tmp/`) or quarantine (`corrupt/`) through the old descriptor
+    /// fails or lands where nobody looks. A long-running process must open the spool afresh.
+    public var isDetached: Bool { !staging.isStillAt(below: root) || !quarantine.isStillAt(below: root) }
+
     private func checkFormat(create: Bool) throws(SpoolError) {
         do throws(SpoolError) {
             let bytes = try root.readFile("format", limit: 4096)

@@ -46,6 +46,7 @@ public final class QueueProcessor: Sendable {
     let handler: @Sendable (ClaimedItem) -> ProcessingOutcome
     private let pool = Mutex(PoolState())
     private let processedCount = Atomic<Int>(0)
+    private let detachedFlag = Atomic<Bool>(false)
 
     struct PoolState {
         var desired = 1
@@ -65,12 +66,27 @@ public final class QueueProcessor: Sendable {
     /// Items handled so far (any outcome).
     public var processed: Int { processedCount.load(ordering: .relaxed) }
 
+    /// True when ``run(until:notifier:periodic:)`` stopped because the queue's directories, or the
+    /// spool's `tmp/` or `corrupt/`, were removed or replaced under it (see ``Queue/isDetached``,
+    /// ``Spool/isDetached``); the daemon should exit non-zero
+    /// so that a restart opens the queue afresh.
+    public var stoppedDetached: Bool { detachedFlag.load(ordering: .relaxed) }
+
     /// Runs until `stop` is triggered and every worker has finished; blocks the calling thread.
     /// `periodic` runs on the supervisor every tick (outbox draining, projection, health).
     public func run(until stop: StopSignal, notifier: SystemdNotifier, periodic: @Sendable () -> Void = {}) {
         var lastPing = ContinuousClock.now
         var idleRounds = 0
         while !stop.isTriggered {
+            if queue.isDetached || queue.spool.isDetached {
+                // Enqueuers recreate the directories; items there would wait until a restart,
+                // and staging or quarantine through the old `tmp/` or `corrupt/` would fail.
+                logger.critical("a spool directory (of the queue, tmp/ or corrupt/) was removed or replaced under the running daemon; stopping so that a restart opens it afresh",
+                                metadata: ["queue": "\(queue.name)"])
+                detachedFlag.store(true, ordering: .relaxed)
+                stop.trigger()
+                break
+            }
             do {
                 try queue.reclaimExpiredLeases()
                 let backlog = try queue.backlog(limit: configuration.maxWorkers * configuration.itemsPerWorker)
