@@ -33,6 +33,9 @@ public final class AllocationService: Sendable {
     }
 
     /// A service over `spool`'s allocator store, journal, notification queue and index.
+    ///
+    /// - Throws: ``DatabaseDamage`` for a damaged store (see ``AllocatorStore/init(spool:)``);
+    ///   other failures to open.
     public init(spool: Spool, configuration: SystemConfiguration, logger: Logger) throws {
         store = try AllocatorStore(spool: spool)
         self.configuration = configuration
@@ -47,7 +50,7 @@ public final class AllocationService: Sendable {
     ///
     /// - Throws: GRDB's `DatabaseError` when the store fails; nothing is decided then.
     public func decide(_ command: AllocationCommand, now: Int64 = Clock.nowMilliseconds()) throws -> Decision {
-        try store.database.write { db in
+        try store.write { db in
             let key = command.idempotencyKey
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key = ?", arguments: [key]) == true { return .noChange }
             try db.execute(sql: "INSERT INTO processed (key, at) VALUES (?, ?)", arguments: [key, now])
@@ -121,7 +124,7 @@ public final class AllocationService: Sendable {
     /// notification). Returns how many.
     @discardableResult
     public func completeEndedRentals(today: CalendarDay = .today(), now: Int64 = Clock.nowMilliseconds()) throws -> Int {
-        try store.database.write { db in
+        try store.write { db in
             let rows = try Row.fetchAll(db, sql: "SELECT request_id, status FROM rental WHERE state = 'assigned' AND end_day <= ?",
                                         arguments: [today.daysSinceEpoch])
             for row in rows {
@@ -171,7 +174,7 @@ public final class AllocationService: Sendable {
         try draining.withLock { _ in
             var published = 0
             while true {
-                let rows = try store.database.read { db in
+                let rows = try store.read { db in
                     try Row.fetchAll(db, sql: "SELECT seq, kind, item_id, payload FROM outbox ORDER BY seq LIMIT 500")
                 }
                 guard let last = rows.last else { break }
@@ -182,7 +185,7 @@ public final class AllocationService: Sendable {
                     try notifications.enqueue(Array(row["payload"] as Data), id: id)
                 }
                 let through: Int64 = last["seq"]
-                try store.database.write { db in try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [through]) }
+                try store.write { db in try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [through]) }
                 published += rows.count
             }
             if published > 0 {

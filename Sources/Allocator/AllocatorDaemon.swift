@@ -13,8 +13,10 @@ public enum AllocatorDaemon {
     ///
     /// - Throws: when the spool or the store cannot be opened (transient failures are retried
     ///   first, see ``StartupRetry``), or after stopping because `journal/` or the queue's
-    ///   directories were removed or replaced under it (a restart opens them afresh); processing
-    ///   errors are retried
+    ///   directories were removed or replaced under it (a restart opens them afresh);
+    ///   ``DatabaseDamage`` when the store is damaged, at start-up (`quick_check`) or in use
+    ///   (copied to `corrupt/`, left in place; the daemon exits 65 and is not restarted); other
+    ///   processing errors are retried
     ///   per item and reported in `state/allocator-health`, never thrown.
     public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
         // Start-up retries transient failures (several daemons starting together, a full disk).
@@ -31,14 +33,22 @@ public enum AllocatorDaemon {
 
         var processing = QueueProcessor.Configuration()
         processing.maxWorkers = configuration.allocatorMaxWorkers
+        let damage = Mutex<DatabaseDamage?>(nil)
         let processor = QueueProcessor(queue: queue, configuration: processing, logger: logger) { item in
-            handle(item, service: service, health: health, logger: logger)
+            do throws(DatabaseDamage) { return try handle(item, service: service, health: health, logger: logger) } catch {
+                // The store is damaged: no decision can be trusted now; stop (exit 65) instead of
+                // failing every command.
+                damage.withLock { $0 = $0 ?? error }
+                stop.trigger()
+                return .retry("\(error)")
+            }
         }
         notifier.notify("READY=1\nSTATUS=allocating")
         logger.info("allocator ready", metadata: ["spool": "\(configuration.spoolRoot)", "max_workers": "\(processing.maxWorkers)"])
         let lastDay = Mutex(CalendarDay.today())
         let detached = Mutex(false)
         processor.run(until: stop, notifier: notifier) {
+            if damage.withLock({ $0 }) != nil { return }
             // `journal/` or the notification queue (which it feeds) removed or replaced under
             // the running daemon: every decision would fail (or be published where nobody looks)
             // until they are opened afresh.
@@ -61,11 +71,15 @@ public enum AllocatorDaemon {
                     return last != today
                 }
                 if newDay { try service.completeEndedRentals(today: today) }
+            } catch let found as DatabaseDamage {
+                damage.withLock { $0 = $0 ?? found }
+                stop.trigger()
             } catch {
                 logger.error("housekeeping failed", metadata: ["error": "\(error)"])
             }
         }
         logger.info("allocator stopped", metadata: ["processed": "\(processor.processed)"])
+        if let found = damage.withLock({ $0 }) { throw found }
         if detached.withLock({ $0 }) || processor.stoppedDetached { throw Detached() }
     }
 
@@ -75,7 +89,9 @@ public enum AllocatorDaemon {
         var description: String { "a spool directory (journal/ or the allocation queue) was removed or replaced while the allocator ran; restart it" }
     }
 
-    static func handle(_ item: ClaimedItem, service: AllocationService, health: HealthReporter, logger: Logger) -> ProcessingOutcome {
+    /// Decides one command. Throws only ``DatabaseDamage`` (the store is damaged); any other
+    /// failure is a retry of the item.
+    static func handle(_ item: ClaimedItem, service: AllocationService, health: HealthReporter, logger: Logger) throws(DatabaseDamage) -> ProcessingOutcome {
         guard let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(item.payload)) else {
             return .reject("undecodable allocation command")
         }
@@ -91,6 +107,9 @@ public enum AllocatorDaemon {
             case .noChange: logger.info("command already processed", metadata: ["request": "\(request)", "item": "\(item.id)"])
             }
             return .done
+        } catch let damage as DatabaseDamage {
+            health.failed("\(damage)")
+            throw damage
         } catch {
             health.failed("\(error)")
             logger.error("allocation failed", metadata: ["request": "\(request)", "attempt": "\(item.attempts + 1)", "error": "\(error)"])

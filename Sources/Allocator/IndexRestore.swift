@@ -30,7 +30,7 @@ extension AllocationService {
         // One snapshot of decisions and of events not yet published (an allocator publishes
         // those itself); then project the journal, so every decision published before the
         // snapshot is in the index and is not taken for a lost one.
-        let (documents, pending) = try store.database.read { db in
+        let (documents, pending) = try store.read { db in
             let documents = try String.fetchAll(db, sql: "SELECT status FROM rental ORDER BY request_id")
             let pending = try Data.fetchAll(db, sql: "SELECT payload FROM outbox WHERE kind = 'journal'")
                 .compactMap { IndexEvent.decode(Array($0))?.entity }

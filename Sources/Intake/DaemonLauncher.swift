@@ -9,7 +9,8 @@ import Spool
 public enum DaemonLauncher {
     /// Prepares the process, loads the configuration (`--config`, `--spool`), installs logging
     /// labelled `label` and the stop signal, then runs `body` until it returns. Returns the exit
-    /// code: 0 after a clean stop, 78 for a bad configuration, 74 when `body` throws, 77 when the
+    /// code: 0 after a clean stop, 78 for a bad configuration, 65 (``DatabaseDamage/exitCode``) when
+    /// `body` throws ``DatabaseDamage`` (a restart would not help), 74 when it throws anything else, 77 when the
     /// process is restricted (``SpoolProcess/isRestricted``: started with the spool group's
     /// rights by an ordinary user, e.g. from a setgid wrapper) and the real user is not an
     /// operator, or asked for a configuration or spool the system configuration does not list.
@@ -36,6 +37,9 @@ public enum DaemonLauncher {
         do {
             try body(configuration, logger, stop, SystemdNotifier(environment: environment))
             return 0
+        } catch let damage as DatabaseDamage {
+            logger.critical("\(label) cannot run: \(damage)")
+            return DatabaseDamage.exitCode  // 65, EX_DATAERR: systemd's RestartPreventExitStatus
         } catch {
             logger.critical("\(label) cannot run", metadata: ["error": "\(error)"])
             return 74  // EX_IOERR

@@ -43,9 +43,11 @@ extension IntakeError {
     /// ``init(_:doing:)`` does, and SQLite's "database or disk is full" (`SQLITE_FULL`, as GRDB
     /// reports it) as 75 like any full disk. SQLite reports some writes that fail for want of
     /// space as plain I/O errors (`SQLITE_IOERR`, e.g. growing the `-shm` file): those are 75 too
-    /// when the file system of `spoolRoot` has no free blocks or inodes left. Anything else is 74.
+    /// when the file system of `spoolRoot` has no free blocks or inodes left. A damaged database
+    /// (``DatabaseDamage``, already copied to `corrupt/`) is 65. Anything else is 74.
     public static func mapping(_ error: any Error, doing what: String, spoolRoot: String? = nil) -> IntakeError {
         if let error = error as? IntakeError { return error }
+        if let damage = error as? DatabaseDamage { return IntakeError(.badData, "\(what): \(damage)") }
         if let error = error as? SpoolError { return IntakeError(error, doing: what) }
         let bridged = error as NSError
         if bridged.domain == "GRDB.DatabaseError" {

@@ -27,16 +27,24 @@ public enum SpoolDatabase {
     /// create it `0644` and give its `-wal`/`-shm` files the same mode), then opens the pool
     /// (switching to WAL) and runs `migrator`, all under an `flock` on `<path>.lock`, so that
     /// processes starting together neither race to switch the journal mode nor both create the
-    /// schema. Read-only opening requires an existing database and migrates nothing.
+    /// schema. Read-only opening requires an existing database and migrates nothing. `check`
+    /// runs first on an existing non-empty file, through a plain connection that does not
+    /// change the journal mode: the pool (GRDB writes a dummy table when it finds the WAL empty)
+    /// and the migrator write to the file, and a check that throws must leave it as it was.
     ///
-    /// - Throws: ``SpoolError`` when the lock cannot be taken; GRDB's `DatabaseError` from SQLite.
+    /// - Throws: ``SpoolError`` when the lock cannot be taken; GRDB's `DatabaseError` from SQLite;
+    ///   what `check` throws.
     public static func open(path: String, label: String, readOnly: Bool = false,
-                            migrator: DatabaseMigrator) throws -> DatabasePool {
+                            migrator: DatabaseMigrator, check: ((any DatabaseReader) throws -> Void)? = nil) throws -> DatabasePool {
         let configuration = configuration(label: label, readOnly: readOnly)
         if readOnly { return try DatabasePool(path: path, configuration: configuration) }
         return try FileLock.holding(path + ".lock", exclusive: true) {
             let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o660)
             if fd >= 0 { close(fd) }
+            var status = stat()
+            if let check, stat(path, &status) == 0, status.st_size > 0 {
+                try check(try DatabaseQueue(path: path, configuration: configuration))
+            }
             let database = try DatabasePool(path: path, configuration: configuration)
             try migrator.migrate(database)
             return database

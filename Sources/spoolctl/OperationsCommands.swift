@@ -27,7 +27,7 @@ func operating<T>(_ global: GlobalOptions, _ what: String, _ body: () throws -> 
 
 struct Reconcile: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Repair what a crash left behind (run from cron or a timer): reclaim expired leases, publish the allocator's outbox, complete ended rentals, sweep staging debris, bring the status index up to date, and restore from the allocator store the status of decided requests the index lacks. Exits 65 if the journal records it read are damaged (each damaged segment is named and copied to corrupt/).")
+        abstract: "Repair what a crash left behind (run from cron or a timer): reclaim expired leases, publish the allocator's outbox, complete ended rentals, sweep staging debris, bring the status index up to date, and restore from the allocator store the status of decided requests the index lacks. Exits 65 if the journal records it read are damaged (each damaged segment is named and copied to corrupt/), or if the allocator store is damaged (checked whole; copied to corrupt/ and left in place).")
 
     @OptionGroup var global: GlobalOptions
 

@@ -55,6 +55,7 @@ struct Up: ParsableCommand {
             try: spoolctl submit --customer alice@example.com --contact alice@example.com --size M --from \(CalendarDay.today().adding(days: 7)) --months 3 --wait
             """)
         var failure: String?
+        var damaged = false
         supervising: while !stop.isTriggered {
             for index in children.indices {
                 switch children[index].supervise() {
@@ -62,6 +63,8 @@ struct Up: ParsableCommand {
                 case .restarting(let message): complain(message)
                 case .givingUp(let message):
                     failure = message
+                    damaged = children[index].process.terminationReason == .exit
+                        && children[index].process.terminationStatus == DatabaseDamage.exitCode
                     break supervising
                 }
             }
@@ -70,13 +73,15 @@ struct Up: ParsableCommand {
         for child in children where child.process.isRunning { kill(child.process.processIdentifier, SIGTERM) }
         for child in children where child.started { child.process.waitUntilExit() }
         inform("stopped")
-        if let failure { throw Failure(IntakeError(.ioError, failure), json: false) }
+        if let failure { throw Failure(IntakeError(damaged ? .badData : .ioError, failure), json: false) }
     }
 }
 
 /// One daemon under `spoolctl up`: restarted when it dies, after a backoff that doubles with
 /// each quick death (one within ``quickDeath`` of its start: 0.5 s, 1 s, 2 s, …); after
-/// ``maxQuickDeaths`` of them in a row, supervision gives up (and `up` stops, exit 74).
+/// ``maxQuickDeaths`` of them in a row, supervision gives up (and `up` stops, exit 74). A daemon
+/// that exits with ``DatabaseDamage/exitCode`` (65: its store is damaged, see its log) is never
+/// restarted: supervision gives up at once, as systemd does (`RestartPreventExitStatus=65`).
 struct Supervised {
     static let quickDeath = Duration.seconds(10)
     static let maxQuickDeaths = 5
@@ -122,6 +127,9 @@ struct Supervised {
             return .running
         }
         guard !process.isRunning else { return .running }
+        if process.terminationReason == .exit, process.terminationStatus == DatabaseDamage.exitCode {
+            return .givingUp("\(name) exited with \(DatabaseDamage.exitCode): its data is damaged (its log line above names the file, the copy in corrupt/ and what to do); restarting will not help, so it is not restarted")
+        }
         let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)"
             : "exited with \(process.terminationStatus)"
         quickDeaths = ContinuousClock.now - startedAt < Self.quickDeath ? quickDeaths + 1 : 1
