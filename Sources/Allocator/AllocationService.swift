@@ -66,6 +66,19 @@ public final class AllocationService: Sendable {
         }
     }
 
+    /// Journals (durably) the `received` status of an allocate command whose request the index
+    /// does not know: a restricted `spoolctl submit` journals nothing (it may be stopped holding
+    /// the journal's lock; see `IntakeService`), so the allocator records the fact when it takes
+    /// the command, before deciding it, and a request never decided (retried, dead-lettered) is
+    /// still in the journal. Idempotent: `received` is the saga's lowest version, so the index's
+    /// version rule never lets it regress a later state, and a second copy changes nothing.
+    ///
+    /// - Throws: ``SpoolError`` when the journal cannot be appended to.
+    public func journalReceived(_ command: AllocationCommand) throws {
+        guard case .allocate(let request) = command, (try? index.entity(request.id)) == nil else { return }
+        try journal.append([RentalStatus(received: request).indexEvent().encoded()], durability: .durable)
+    }
+
     private func allocate(_ request: RentalRequest, now: Int64, _ db: Database) throws -> Decision {
         var status = RentalStatus(received: request)
         status.updatedAt = Timestamp(milliseconds: now)

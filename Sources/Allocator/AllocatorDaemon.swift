@@ -96,6 +96,11 @@ public enum AllocatorDaemon {
             return .reject("undecodable allocation command")
         }
         let request = command.request.id
+        // Best effort: a journal that cannot take it now cannot take the decision either, and
+        // the decision (kept in the allocator store, restored by reconcile) carries the request.
+        do { try service.journalReceived(command) } catch {
+            logger.warning("cannot journal the received request", metadata: ["request": "\(command.request.id)", "error": "\(error)"])
+        }
         do {
             let decision = try service.decide(command)
             try service.drainOutbox()

@@ -59,33 +59,21 @@ public struct AdmissionControl: Sendable {
         self.records = records
     }
 
+    /// How long a submission waits for the breaker's lock.
+    static let lockTimeout: Duration = .seconds(1)
+
     /// Admits one submission or throws ``IntakeError/Code/tryAgain`` with the seconds to wait.
+    ///
+    /// The state is read and updated under the breaker's lock, waited for at most
+    /// ``lockTimeout``: a `spoolctl` its caller stopped (`SIGSTOP`) may hold it for ever. Without
+    /// the lock, the submission is decided from the state as read, and the state is not updated
+    /// (an opening or closing the breaker would have written is left to the next submission
+    /// that gets the lock): the decision is as good as a concurrent submission's, and no one
+    /// waits for a stopped process.
     public func admit(now: Int64 = Clock.nowMilliseconds()) throws(IntakeError) {
         do {
-            try records.withLock("breaker") {
-                var state = try read(State.self, "breaker") ?? State()
-                let health = try read(AllocatorHealth.self, AllocatorHealth.recordName) ?? AllocatorHealth()
-                let cooldown = Int64(configuration.breakerCooldownSeconds) * 1000
-                let failing = health.consecutiveFailures >= configuration.breakerFailureThreshold
-                if state.state == "open" {
-                    let remaining = state.openedAt + cooldown - now
-                    if remaining > 0 { throw refusal(state.reason, retryAfter: remaining) }
-                    // Half-open: this submission is the probe.
-                    let backlog = try queue.backlog(limit: configuration.breakerLowWater)
-                    if backlog < configuration.breakerLowWater && !failing {
-                        try write(State(), "breaker")
-                        return
-                    }
-                    state = State(state: "open", openedAt: now, reason: reason(backlog: backlog, failing: failing, health))
-                    try write(state, "breaker")
-                    throw refusal(state.reason, retryAfter: cooldown)
-                }
-                let backlog = try queue.backlog(limit: configuration.breakerHighWater)
-                guard backlog >= configuration.breakerHighWater || failing else { return }
-                state = State(state: "open", openedAt: now, reason: reason(backlog: backlog, failing: failing, health))
-                try write(state, "breaker")
-                throw refusal(state.reason, retryAfter: cooldown)
-            }
+            let decided: Void? = try records.withLock("breaker", timeout: Self.lockTimeout) { try decide(now: now, persist: true) }
+            if decided == nil { try decide(now: now, persist: false) }
         } catch let error as IntakeError {
             throw error
         } catch let error as SpoolError {
@@ -93,6 +81,33 @@ public struct AdmissionControl: Sendable {
         } catch {
             throw IntakeError(.ioError, "admission check: \(error)")
         }
+    }
+
+    /// The breaker's decision for one submission; writes the new state only if `persist`.
+    private func decide(now: Int64, persist: Bool) throws {
+        let write = { (state: State) throws in if persist { try self.write(state, "breaker") } }
+        var state = try read(State.self, "breaker") ?? State()
+        let health = try read(AllocatorHealth.self, AllocatorHealth.recordName) ?? AllocatorHealth()
+        let cooldown = Int64(configuration.breakerCooldownSeconds) * 1000
+        let failing = health.consecutiveFailures >= configuration.breakerFailureThreshold
+        if state.state == "open" {
+            let remaining = state.openedAt + cooldown - now
+            if remaining > 0 { throw refusal(state.reason, retryAfter: remaining) }
+            // Half-open: this submission is the probe.
+            let backlog = try queue.backlog(limit: configuration.breakerLowWater)
+            if backlog < configuration.breakerLowWater && !failing {
+                try write(State())
+                return
+            }
+            state = State(state: "open", openedAt: now, reason: reason(backlog: backlog, failing: failing, health))
+            try write(state)
+            throw refusal(state.reason, retryAfter: cooldown)
+        }
+        let backlog = try queue.backlog(limit: configuration.breakerHighWater)
+        guard backlog >= configuration.breakerHighWater || failing else { return }
+        state = State(state: "open", openedAt: now, reason: reason(backlog: backlog, failing: failing, health))
+        try write(state)
+        throw refusal(state.reason, retryAfter: cooldown)
     }
 
     /// The breaker's current state (for `spoolctl queues`).

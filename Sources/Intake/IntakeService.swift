@@ -11,6 +11,15 @@ import Spool
 /// the request (read-your-writes); for a request the index does not know yet, status catches the
 /// index up from the journal, then falls back to the queue.
 ///
+/// In restricted mode (a setgid `spoolctl` run by an ordinary user, who may stop it with
+/// `SIGSTOP` at any point), the service holds no lock that the daemons or other users' submits
+/// wait for without bound (as Postfix's `postdrop` holds nothing `pickup` needs): submit and
+/// cancel neither append to the journal nor write the index (the queue item, renamed into the
+/// allocation queue, carries everything, and the allocator journals `received` when it takes
+/// the item); status, list and wait read the index through read-only connections, never catch
+/// it up or rebuild it, and fall back to the queue and the journal; the breaker's lock is
+/// waited for at most a second (see ``AdmissionControl/admit(now:)``).
+///
 /// The index is a disposable projection: submitting never depends on it (its row is written
 /// best-effort, and caught up later), a damaged or missing index is rebuilt at first use (see
 /// ``StatusIndex``), and when it cannot be used at all (no permission, say) `status`, `list` and
@@ -26,14 +35,21 @@ public final class IntakeService: Sendable {
     let keys: RecordDirectory
     let admission: AdmissionControl
     let logger: Logger
+    /// Restricted mode (see the type's description).
+    let restricted: Bool
+    /// The level of "answering from the journal": a restricted process does not repair the
+    /// index (the daemons do, and report it), so its caller gets no warning they cannot act on.
+    private var fallbackLevel: Logger.Level { restricted ? .info : .warning }
 
     /// Opens the spool named by `configuration`, creating its layout if needed.
     ///
     /// - Throws: ``IntakeError`` with exit 73 when the spool cannot be created, 77 when access
     ///   is denied, 74 for other I/O errors.
-    public init(configuration: SystemConfiguration, logger: Logger = Logger(label: "intake")) throws(IntakeError) {
+    public init(configuration: SystemConfiguration, logger: Logger = Logger(label: "intake"),
+                restricted: Bool = SpoolProcess.isRestricted) throws(IntakeError) {
         self.configuration = configuration
         self.logger = logger
+        self.restricted = restricted
         do {
             spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
             let retry = RetryPolicy(maxAttempts: configuration.maxAttempts)
@@ -42,7 +58,7 @@ public final class IntakeService: Sendable {
             keys = try RecordDirectory(spool: spool, path: "intake/keys")
             admission = AdmissionControl(configuration: configuration, queue: allocation,
                                          records: try RecordDirectory(spool: spool, path: "state"))
-            index = try StatusIndex(spool: spool)
+            index = try StatusIndex(spool: spool, readOnly: restricted)
         } catch {
             // Everything here throws SpoolError: the status index is opened at first use.
             if case .system(let operation, _, _) = error, operation.hasPrefix("create"), !error.isNoSpace {
@@ -165,12 +181,12 @@ public final class IntakeService: Sendable {
         do {
             if let row = try index.entity(id) {
                 found = RentalStatus(document: row.document)
-            } else if try index.catchUp(from: journal) > 0, let row = try index.entity(id) {
+            } else if !restricted, try index.catchUp(from: journal) > 0, let row = try index.entity(id) {
                 found = RentalStatus(document: row.document)
             }
         } catch {
             // Never "no such request" because the index is unusable: ask the journal itself.
-            logger.warning("status index unusable; answering from the journal", metadata: ["request": "\(id)", "error": "\(error)"])
+            logger.log(level: fallbackLevel, "status index unusable; answering from the journal", metadata: ["request": "\(id)", "error": "\(error)"])
             do {
                 found = try StatusIndex.scan(journal, entity: id)[id].flatMap { RentalStatus(document: $0.document) }
             } catch {
@@ -178,6 +194,15 @@ public final class IntakeService: Sendable {
             }
         }
         if found == nil { found = try queuedStatus(id) }
+        if found == nil, restricted {
+            // Not in the index (not caught up: a restricted process does not write it), no longer
+            // in the queue: the journal has it if the allocator decided it.
+            do {
+                found = try StatusIndex.scan(journal, entity: id)[id].flatMap { RentalStatus(document: $0.document) }
+            } catch {
+                throw IntakeError(.ioError, "cannot read request \(id): the journal is unreadable: \(error)")
+            }
+        }
         guard let status = found else { throw IntakeError(.noInput, "no request \(id)") }
         guard caller.mayAccess(requestSubmittedBy: status.submittedBy) else {
             throw IntakeError(.notPermitted, "request \(id) belongs to another user")
@@ -208,7 +233,7 @@ public final class IntakeService: Sendable {
         while true {
             let current = try status(id, caller: caller)
             if current.state != .received || ContinuousClock.now >= deadline { return current }
-            _ = try? index.catchUp(from: journal)
+            if !restricted { _ = try? index.catchUp(from: journal) }
             Thread.sleep(forTimeInterval: 0.05)
         }
     }
@@ -223,12 +248,30 @@ public final class IntakeService: Sendable {
         do {
             rows = try query(index)
         } catch {
-            logger.warning("status index unusable; answering from the journal", metadata: ["error": "\(error)"])
+            logger.log(level: fallbackLevel, "status index unusable; answering from the journal", metadata: ["error": "\(error)"])
             do { rows = try StatusIndex.scan(journal).values.filter(fallback) } catch {
                 throw IntakeError(.ioError, "the status index is unusable and the journal unreadable: \(error)")
             }
         }
-        return rows.compactMap { RentalStatus(document: $0.document) }.filter { caller.mayAccess(requestSubmittedBy: $0.submittedBy) }
+        var statuses = rows.compactMap { RentalStatus(document: $0.document) }
+        if restricted {
+            // The requests still queued are in neither the index nor the journal yet (a restricted
+            // submit journals nothing): the queue has them.
+            var known = Set(statuses.map(\.id))
+            let queued: [[UInt8]]
+            do { queued = try allocation.queuedPayloads() } catch {
+                throw IntakeError(error, doing: "listing the queued requests")
+            }
+            for payload in queued {
+                guard let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(payload)),
+                      case .allocate(let request) = command, !known.contains(request.id) else { continue }
+                let entity = IndexedEntity(RentalStatus(received: request).indexEvent())
+                guard fallback(entity), let status = RentalStatus(document: entity.document) else { continue }
+                known.insert(request.id)
+                statuses.append(status)
+            }
+        }
+        return statuses.filter { caller.mayAccess(requestSubmittedBy: $0.submittedBy) }
     }
 
     private func queuedStatus(_ id: String) throws(IntakeError) -> RentalStatus? {
@@ -290,8 +333,11 @@ public final class IntakeService: Sendable {
 
     /// Journals `status` durably and writes it to the index at once. Failures are logged, not
     /// thrown: the command is already durable in the queue, and the allocator's later steps
-    /// carry the whole status.
+    /// carry the whole status. A restricted process does neither (it may be stopped holding the
+    /// journal's lock or the index's write lock): the allocator journals the `received` status
+    /// when it takes the command, and the cancel's outcome when it decides it.
     private func record(_ status: RentalStatus) {
+        guard !restricted else { return }
         let event = status.indexEvent()
         do {
             try journal.append([event.encoded()], durability: .durable)

@@ -63,4 +63,19 @@ public struct IndexedEntity: Sendable, Equatable, Codable {
     public var keys: [String: String]
     /// The full state, as JSON text.
     public var document: String
+
+    /// The row `event` makes of an entity it is the latest event of.
+    public init(_ event: IndexEvent) {
+        self.init(entity: event.entity, version: event.version, state: event.state, updatedAt: event.at,
+                  keys: event.keys, document: event.document)
+    }
+
+    init(entity: String, version: Int64, state: String, updatedAt: Int64, keys: [String: String], document: String) {
+        self.entity = entity
+        self.version = version
+        self.state = state
+        self.updatedAt = updatedAt
+        self.keys = keys
+        self.document = document
+    }
 }

@@ -59,13 +59,24 @@ final class IndexFile: Sendable {
 
     let path: String
     let recovery: IndexRecovery
+    /// Read-only use (a restricted process): read-only connections, and an unusable file is
+    /// reported (thrown), never repaired, so the process writes nothing and takes no lock but the
+    /// shared one.
+    let readOnly: Bool
     private let migrator: @Sendable () -> DatabaseMigrator
     private let opened = Mutex<Opened?>(nil)
     private var lockPath: String { path + ".lock" }
 
-    init(path: String, recovery: IndexRecovery, migrator: @escaping @Sendable () -> DatabaseMigrator) {
+    /// How long a replacement waits for the exclusive lock. Every use holds the shared lock, and
+    /// a reader its caller stopped (`SIGSTOP`) holds it for as long as it stays stopped: a
+    /// replacement (run inside a daemon's tick) gives up after this long rather than hang.
+    static let exclusiveLockTimeout: Duration = .seconds(5)
+
+    init(path: String, recovery: IndexRecovery, readOnly: Bool = false,
+         migrator: @escaping @Sendable () -> DatabaseMigrator) {
         self.path = path
         self.recovery = recovery
+        self.readOnly = readOnly
         self.migrator = migrator
     }
 
@@ -75,7 +86,7 @@ final class IndexFile: Sendable {
     func withPool<T>(_ body: (DatabasePool) throws -> T) throws -> T {
         var repairs = 0
         while true {
-            if repairs == 0, access((path as NSString).deletingLastPathComponent, F_OK) != 0, errno == ENOENT {
+            if !readOnly, repairs == 0, access((path as NSString).deletingLastPathComponent, F_OK) != 0, errno == ENOENT {
                 try recovery.makeDirectory()  // the index directory itself was removed
             }
             let outcome: Result<T, Problem> = try FileLock.holding(lockPath, exclusive: false) {
@@ -92,6 +103,7 @@ final class IndexFile: Sendable {
             case .success(let value): return value
             case .failure(let found): problem = found
             }
+            if readOnly { throw SpoolError.corrupt(path: path, reason: "status index unusable (not repaired by a read-only user): \(problem)") }
             guard repairs < 3 else { throw SpoolError.corrupt(path: path, reason: "status index still unusable after 3 repairs: \(problem)") }
             repairs += 1
             try replace(problem)
@@ -106,7 +118,7 @@ final class IndexFile: Sendable {
             opened = nil  // replaced or deleted: close the old file (its WAL persists; see above)
             guard let identity else { return .failure(.missing) }
             do {
-                let pool = try DatabasePool(path: path, configuration: SpoolDatabase.configuration(label: "status-index"))
+                let pool = try DatabasePool(path: path, configuration: SpoolDatabase.configuration(label: "status-index", readOnly: readOnly))
                 let migrator = migrator()
                 let complete = try pool.read { db in
                     try migrator.hasCompletedMigrations(db)
@@ -147,7 +159,7 @@ final class IndexFile: Sendable {
         let temporary = path + ".new-" + ItemID.generate().rawValue
         defer { for suffix in ["", "-wal", "-shm", "-journal"] { unlink(temporary + suffix) } }
         let built = try build(at: temporary)
-        try FileLock.holding(lockPath, exclusive: true) {
+        try FileLock.holding(lockPath, exclusive: true, timeout: Self.exclusiveLockTimeout) {
             let now = try Self.identity(of: path)
             switch problem {
             case _ where force: break

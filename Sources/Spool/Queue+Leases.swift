@@ -74,6 +74,25 @@ extension Queue {
         return nil
     }
 
+    /// The payloads of every item that waits or is claimed (not dead), in no order, skipping
+    /// files that cannot be read or decoded. Reads every bucket: for a restricted `list`, where
+    /// requests not yet taken by their consumer are known only here.
+    public func queuedPayloads() throws(SpoolError) -> [[UInt8]] {
+        var places: [Directory] = [active]
+        for index in 0..<Self.bucketCount {
+            if let directory = try? bucket(ItemID.bucketName(index), create: false) { places.append(directory) }
+        }
+        var payloads: [[UInt8]] = []
+        for directory in places {
+            for name in (try? directory.names()) ?? [] {
+                guard let bytes = try? directory.readFile(name, limit: spool.configuration.maxItemBytes + 4096),
+                      let file = try? ItemFile.decode(bytes) else { continue }
+                payloads.append(file.payload)
+            }
+        }
+        return payloads
+    }
+
     /// Counts items by state. Reads every bucket: meant for operators, not for hot paths (see
     /// ``backlog(limit:)``).
     public func counts(now: Int64 = Clock.nowMilliseconds()) throws(SpoolError) -> QueueCounts {

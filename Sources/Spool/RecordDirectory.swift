@@ -76,6 +76,15 @@ public final class RecordDirectory: Sendable {
     /// Runs `body` holding an exclusive `flock` on `<name>.lock` in this directory: serializes
     /// read-modify-write of a record across processes.
     public func withLock<T>(_ name: String, _ body: () throws -> T) throws -> T {
+        guard let result = try withLock(name, timeout: nil, body) else { preconditionFailure("an unbounded lock always runs body") }
+        return result
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `<name>.lock`, waiting for it at most
+    /// `timeout` (polling `LOCK_NB`; nil: without bound). Returns nil, without running `body`,
+    /// when the lock was not had in time: for a process its caller may stop (`SIGSTOP`) while
+    /// holding the lock, so that no one waits for it for ever.
+    public func withLock<T>(_ name: String, timeout: Duration?, _ body: () throws -> T) throws -> T? {
         guard Names.isSafeComponent(name, allowDots: true) else { throw SpoolError.invalidName(name) }
         let calls = spool.configuration.calls
         let fd: Int32
@@ -85,8 +94,15 @@ public final class RecordDirectory: Sendable {
             throw SpoolError.system(operation: "open", path: directory.child("\(name).lock"), error)
         }
         defer { try? calls.close(fd) }
-        do { try calls.lock(fd, LOCK_EX) } catch {
-            throw SpoolError.system(operation: "lock", path: directory.child("\(name).lock"), error)
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        while true {
+            do { try calls.lock(fd, LOCK_EX | (deadline == nil ? 0 : LOCK_NB)); break } catch {
+                guard let deadline, error.errno == EWOULDBLOCK else {
+                    throw SpoolError.system(operation: "lock", path: directory.child("\(name).lock"), error)
+                }
+                guard ContinuousClock.now < deadline else { return nil }
+                usleep(10_000)
+            }
         }
         return try body()
     }

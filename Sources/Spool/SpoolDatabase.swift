@@ -90,15 +90,25 @@ public enum SpoolDatabase {
 /// written). Each use opens its own descriptor, so two threads of one process hold independent
 /// locks.
 enum FileLock {
-    /// Runs `body` holding the lock on `path`: shared, or exclusive.
-    static func holding<T>(_ path: String, exclusive: Bool, _ body: () throws -> T) throws -> T {
+    /// Runs `body` holding the lock on `path`: shared, or exclusive. With a `timeout`, the lock
+    /// is polled (`LOCK_NB`) for at most that long, then ``SpoolError/system(operation:path:_:)`` with `EWOULDBLOCK` is thrown: for a
+    /// lock that a process which may be stopped (`SIGSTOP`) could hold.
+    static func holding<T>(_ path: String, exclusive: Bool, timeout: Duration? = nil, _ body: () throws -> T) throws -> T {
         var fd = Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o660)
         if fd < 0, errno == EACCES || errno == EROFS { fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else {
             throw SpoolError.system(operation: "open lock", path: path, SystemCallError(call: .open, errno: errno))
         }
         defer { close(fd) }
-        while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | (deadline == nil ? 0 : LOCK_NB)) != 0 {
+            if errno == EWOULDBLOCK, let deadline {
+                guard ContinuousClock.now < deadline else {
+                    throw SpoolError.system(operation: "lock (gave up waiting)", path: path, SystemCallError(call: .lock, errno: EWOULDBLOCK))
+                }
+                usleep(10_000)
+                continue
+            }
             guard errno == EINTR else {
                 throw SpoolError.system(operation: "lock", path: path, SystemCallError(call: .lock, errno: errno))
             }

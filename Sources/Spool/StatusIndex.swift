@@ -42,12 +42,19 @@ public final class StatusIndex: Sendable {
     /// never here.
     ///
     /// - Throws: ``SpoolError`` when the `index` directory or the journal cannot be opened.
-    public init(spool: Spool) throws(SpoolError) {
+    ///
+    /// With `readOnly` (for a process its caller may stop: a restricted `spoolctl`), the index is
+    /// only read, through read-only connections: an unusable file throws instead of being
+    /// rebuilt, and writing (``apply(_:consumedThrough:)``, ``catchUp(from:batchSize:)``) fails.
+    /// Such a reader holds no lock a daemon waits for without bound: in WAL mode a reader never
+    /// blocks writers, and a replacement gives up waiting for the shared `flock` after a few
+    /// seconds (see `IndexFile`).
+    public init(spool: Spool, readOnly: Bool = false) throws(SpoolError) {
         path = try Self.defaultPath(in: spool)
         fixed = nil
         let recovery = IndexRecovery(makeDirectory: { _ = try Self.defaultPath(in: spool) }, journal: try Journal(spool: spool),
                                      quarantine: spool.quarantine, logger: spool.logger)
-        file = IndexFile(path: path, recovery: recovery, migrator: { Self.migrator })
+        file = IndexFile(path: path, recovery: recovery, readOnly: readOnly, migrator: { Self.migrator })
     }
 
     /// Where a spool keeps its status index: `index/status.sqlite` below the root (the `index`
