@@ -150,3 +150,27 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// The processes below `root` (children, grandchildren, …), from `/proc`.
+func descendants(of root: Int32) -> [Int32] {
+    var parents: [Int32: Int32] = [:]
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        if fields.count > 1, let parent = Int32(fields[1]) { parents[pid] = parent }
+    }
+    var result: [Int32] = [], frontier = [root]
+    while let next = frontier.popLast() {
+        for (pid, parent) in parents where parent == next {
+            result.append(pid)
+            frontier.append(pid)
+        }
+    }
+    return result
+}
+
+/// The executable file of process `pid`, from `/proc`.
+func executable(_ pid: Int32) -> String? {
+    try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+}

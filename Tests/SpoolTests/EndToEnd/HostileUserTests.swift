@@ -222,26 +222,4 @@ struct HostileUserTests {
         let id = ((try? JSONSerialization.jsonObject(with: Data(soft.output.utf8))) as? [String: Any])?["id"] as? String ?? "?"
         #expect(try install.asRoot(["status", id, "--json"]).output.contains("\"received\""), "\(soft.output)")
     }
-
-    private func descendants(of root: Int32) -> [Int32] {
-        var parents: [Int32: Int32] = [:]
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 1, let parent = Int32(fields[1]) { parents[pid] = parent }
-        }
-        var result: [Int32] = [], frontier = [root]
-        while let next = frontier.popLast() {
-            for (pid, parent) in parents where parent == next {
-                result.append(pid)
-                frontier.append(pid)
-            }
-        }
-        return result
-    }
-
-    private func executable(_ pid: Int32) -> String? {
-        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
-    }
 }
