@@ -41,17 +41,20 @@ public final class IntakeService: Sendable {
     /// index (the daemons do, and report it), so its caller gets no warning they cannot act on.
     private var fallbackLevel: Logger.Level { restricted ? .info : .warning }
 
-    /// Opens the spool named by `configuration`, creating its layout if needed.
+    /// Opens the spool named by `configuration`, creating its layout if needed. Every
+    /// file-system call of the spool goes through `calls` (tests record or fail them).
     ///
     /// - Throws: ``IntakeError`` with exit 73 when the spool cannot be created, 77 when access
     ///   is denied, 74 for other I/O errors.
     public init(configuration: SystemConfiguration, logger: Logger = Logger(label: "intake"),
-                restricted: Bool = SpoolProcess.isRestricted) throws(IntakeError) {
+                restricted: Bool = SpoolProcess.isRestricted, calls: FileSystemCalls = .live) throws(IntakeError) {
         self.configuration = configuration
         self.logger = logger
         self.restricted = restricted
         do {
-            spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
+            var spoolConfiguration = Spool.Configuration()
+            spoolConfiguration.calls = calls
+            spool = try Spool(path: configuration.spoolRoot, create: true, configuration: spoolConfiguration, logger: logger)
             let retry = RetryPolicy(maxAttempts: configuration.maxAttempts)
             allocation = try spool.queue(.allocation, retry: retry)
             journal = try Journal(spool: spool)

@@ -20,10 +20,10 @@ public final class NotificationService: Sendable {
     let index: StatusIndex
     let logger: Logger
 
-    /// A service over `spool`.
+    /// A service over `spool`; its Maildir deliveries use the spool's file-system calls too.
     public init(spool: Spool, configuration: SystemConfiguration, logger: Logger) throws {
         self.configuration = configuration
-        maildir = MaildirDelivery(root: configuration.effectiveMaildirRoot)
+        maildir = MaildirDelivery(root: configuration.effectiveMaildirRoot, calls: spool.configuration.calls)
         hook = configuration.notifyHook.isEmpty ? nil
             : HookDelivery(command: configuration.notifyHook, timeout: .seconds(configuration.hookTimeoutSeconds))
         delivered = try RecordDirectory(spool: spool, path: "notifier/delivered")
