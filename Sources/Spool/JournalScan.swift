@@ -7,7 +7,9 @@
 /// - The bytes after the last valid frame are a *torn tail* when they are a strict prefix of a
 ///   frame (fewer than 8 bytes, or a plausible length that runs past the end) and no valid frame
 ///   can be found in them: a writer died in the middle of an append, which was therefore never
-///   acknowledged.
+///   acknowledged. So are bytes that are all zeros to the end: a power loss before an append's
+///   `fsync` may keep the file's new size but not its data (ext4 `data=writeback`, the zero-filled
+///   appends ALICE and LazyFS model), and zeros are never a frame.
 /// - Anything else that is not a valid frame is *damage*: a complete frame whose checksum fails,
 ///   or bytes followed by valid frames. The scan resynchronises after it by looking, byte by
 ///   byte, for the next valid frame. A false resynchronisation needs a 32-bit CRC to match by
@@ -65,7 +67,7 @@ extension JournalSegment {
                 continue
             }
             guard let next = resynchronise(bytes, after: position) else {
-                if isStrictPrefixOfFrame(bytes, at: position) {
+                if isStrictPrefixOfFrame(bytes, at: position) || bytes[position...].allSatisfy({ $0 == 0 }) {
                     result.tornTail = position..<bytes.count
                 } else {
                     result.damaged.append(position..<bytes.count)
