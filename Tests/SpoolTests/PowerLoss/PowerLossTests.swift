@@ -8,21 +8,26 @@ import Testing
 /// processed to a terminal state, nothing is seen half-written, recovery succeeds.
 ///
 /// Counts: quick by default (CI); `TORTURE_MODE=full` checks every cut with more states each.
-/// `POWERLOSS_SEED`, `POWERLOSS_STATES_PER_CUT` and `POWERLOSS_CUT_STRIDE` override them.
+/// `POWERLOSS_SEED`, `POWERLOSS_STATES_PER_CUT`, `POWERLOSS_CUT_STRIDE` and
+/// `POWERLOSS_RECONCILE_EVERY` (the real `spoolctl reconcile` runs on every n-th state first)
+/// override them.
 /// Prints one line `POWERLOSS cuts=… states=… violations=… …` for `scripts/torture.d/powerloss`.
 @Suite struct PowerLossTests {
     struct Settings {
         var seed: UInt64
         var statesPerCut: Int
         var cutStride: Int
+        /// Every how many states the real `spoolctl reconcile` runs first.
+        var realReconcileEvery: Int
         var mode: String
 
         static var current: Settings {
             let environment = ProcessInfo.processInfo.environment
             let full = environment["TORTURE_MODE"] == "full"
             return Settings(seed: environment["POWERLOSS_SEED"].flatMap { UInt64($0) } ?? 8,
-                            statesPerCut: environment["POWERLOSS_STATES_PER_CUT"].flatMap { Int($0) } ?? (full ? 24 : 2),
-                            cutStride: environment["POWERLOSS_CUT_STRIDE"].flatMap { Int($0) } ?? (full ? 1 : 3),
+                            statesPerCut: environment["POWERLOSS_STATES_PER_CUT"].flatMap { Int($0) } ?? (full ? 24 : 3),
+                            cutStride: environment["POWERLOSS_CUT_STRIDE"].flatMap { Int($0) } ?? (full ? 1 : 5),
+                            realReconcileEvery: environment["POWERLOSS_RECONCILE_EVERY"].flatMap { Int($0) } ?? (full ? 5 : 40),
                             mode: full ? "full" : "quick")
         }
     }
@@ -39,6 +44,12 @@ import Testing
         return TemporaryDirectory(label).path
     }
 
+    /// Removes a scratch directory, and its per-process parent once empty.
+    static func remove(_ scratch: String) {
+        try? FileManager.default.removeItem(atPath: scratch)
+        rmdir((scratch as NSString).deletingLastPathComponent)
+    }
+
     @Test func everyAcknowledgedRequestSurvivesEveryCrashState() throws {
         let settings = Settings.current
         let scratch = Self.scratch("powerloss")
@@ -51,7 +62,7 @@ import Testing
 
         var model = CrashModel()
         var seen = Set<Int>()
-        var cuts = 0, states = 0, duplicates = 0
+        var cuts = 0, states = 0, duplicates = 0, reconciles = 0
         var violations: [String] = []
         let events = recording.events
         var candidates = 0
@@ -76,7 +87,9 @@ import Testing
                 let root = "\(scratch)/state-\(states)"
                 try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false)
                 try model.materialise(layout, snapshot: model.sqlite.map { recording.snapshots[$0] }, at: root)
-                let found = PowerLossWorkload.recover(world: root, acks: model.acks, recording: recording)
+                let real = states % settings.realReconcileEvery == 0
+                if real { reconciles += 1 }
+                let found = PowerLossWorkload.recover(world: root, acks: model.acks, recording: recording, realReconcile: real)
                 if found.isEmpty {
                     try? FileManager.default.removeItem(atPath: root)
                 } else {
@@ -85,11 +98,11 @@ import Testing
             }
         }
         let seconds = (ContinuousClock.now - started).components.seconds
-        print("POWERLOSS mode=\(settings.mode) cuts=\(cuts) states=\(states) violations=\(violations.count) events=\(events.count) duplicates_skipped=\(duplicates) states_per_cut=\(settings.statesPerCut) cut_stride=\(settings.cutStride) seed=\(settings.seed) seconds=\(seconds)")
+        print("POWERLOSS mode=\(settings.mode) cuts=\(cuts) states=\(states) violations=\(violations.count) events=\(events.count) duplicates_skipped=\(duplicates) real_reconciles=\(reconciles) states_per_cut=\(settings.statesPerCut) cut_stride=\(settings.cutStride) seed=\(settings.seed) seconds=\(seconds)")
         for violation in violations.prefix(20) { Issue.record("\(violation)") }
         #expect(violations.isEmpty)
-        #expect(cuts > 100 && states > cuts, "the run must give many cut points")
-        if violations.isEmpty { try? FileManager.default.removeItem(atPath: scratch) } else { print("POWERLOSS failing states kept in \(scratch)") }
+        #expect(cuts >= 40 && states > cuts, "the run must give many cut points")
+        if violations.isEmpty { Self.remove(scratch) } else { print("powerloss: failing states kept in \(scratch)") }
     }
 
     /// The simulator catches a missing `fsync`: with the directory syncs of an enqueue left out
@@ -110,7 +123,7 @@ import Testing
             let states = model.choices(limit: 4096, seed: 1).choices.map { model.layout($0) }
             let lost = states.filter { layout in !layout.contains { $0.path.hasPrefix("spool/queues/work/ready/") && $0.bytes != nil } }
             #expect(states.count > 1)
-            try? FileManager.default.removeItem(atPath: scratch)
+            Self.remove(scratch)
             if drops {
                 #expect(!lost.isEmpty, "without directory syncs a crash state must lose the enqueued item")
             } else {

@@ -109,7 +109,8 @@ enum PowerLossWorkload {
     /// Recovers the crash state in `world` the way production does after a power loss, and
     /// returns every violation found (empty: the state is fine).
     ///
-    /// Recovery: the allocator's start-up (open the spool, publish the outbox, complete ended
+    /// Recovery: with `realReconcile`, first the real `spoolctl reconcile` (exit 0 expected);
+    /// then the allocator's start-up (open the spool, publish the outbox, complete ended
     /// rentals, sweep staging), the notifier's start-up, then `spoolctl reconcile`'s steps
     /// (reclaim leases, as if they had expired: this process's pid is the recorded holder's;
     /// publish the outbox; catch the index up from the journal, reporting damage; restore
@@ -121,10 +122,20 @@ enum PowerLossWorkload {
     /// acknowledged, with its message in the customer's Maildir; a repeated keyed submit
     /// returns the acknowledged id; no queue holds anything (nothing dead-lettered); the journal
     /// reads without damage; every message in a Maildir is whole (``isWhole(_:eventId:)``).
-    static func recover(world: String, acks: [PowerLossAck], recording: Recording) -> [String] {
+    static func recover(world: String, acks: [PowerLossAck], recording: Recording, realReconcile: Bool) -> [String] {
         var violations: [String] = []
         let configuration = configuration(world: world)
         let farFuture = Clock.nowMilliseconds() + 1_000_000_000
+        if realReconcile {
+            // The real binary first, on the state as the power loss left it.
+            do {
+                let reconcile = try ChildProcess("spoolctl", ["reconcile", "--spool", configuration.spoolRoot])
+                let (status, _, errors) = reconcile.finish()
+                if status != 0 { violations.append("spoolctl reconcile exited \(status): \(errors.suffix(300))") }
+            } catch {
+                violations.append("cannot run spoolctl reconcile: \(error)")
+            }
+        }
         do {
             // The allocator's and the notifier's start-up.
             let spool = try Spool(path: configuration.spoolRoot, create: true, logger: quiet)
