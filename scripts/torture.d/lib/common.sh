@@ -69,7 +69,11 @@ torture_init() {
     export TORTURE_WORK
     TORTURE_SENTINEL=$TORTURE_WORK/sentinel
     mkdir -p "$TORTURE_SENTINEL/home" "$TORTURE_SENTINEL/tmp" "$TORTURE_SENTINEL/cwd"
-    [ -e "$TORTURE_SENTINEL/marker" ] || touch "$TORTURE_SENTINEL/marker"
+    if [ ! -e "$TORTURE_SENTINEL/marker" ]; then
+        touch "$TORTURE_SENTINEL/marker"
+        python3 "$TORTURE_LIB/invariants.py" snapshot --bin "$TORTURE_BIN" --base "$TORTURE_WORK" \
+            --work "$TORTURE_WORK" --sentinel "$TORTURE_SENTINEL" || torture_die "cannot snapshot the outside paths"
+    fi
     TORTURE_ENV=(${TORTURE_ENV[@]+"${TORTURE_ENV[@]}"})
     TORTURE_BG_PIDS=()
     trap torture_cleanup EXIT
@@ -229,13 +233,41 @@ torture_wait_pid() {
 
 # daemon_start KIND [NAME]: starts $TORTURE_BIN/KIND (spool-allocator, spool-notifier) in the
 # background as NAME (default KIND); pid in BASE/pids/NAME, output appended to BASE/logs/NAME.log.
+# A wrapper subshell waits for it and writes its exit status (128+N for signal N) to
+# BASE/exits/PID (so the shell prints no "Killed" lines, and any shell can learn the status).
 daemon_start() {
-    local kind=$1 name=${2:-$1}
+    local kind=$1 name=${2:-$1} pidfile waited=0
+    pidfile=$TORTURE_BASE/pids/$name
+    rm -f "$pidfile"
+    mkdir -p "$TORTURE_BASE/exits"
     _torture_env
-    (cd "$TORTURE_SENTINEL/cwd" && exec env -i "${_TORTURE_ENV[@]}" "$TORTURE_BIN/$kind") \
-        >>"$TORTURE_BASE/logs/$name.log" 2>&1 &
-    echo $! >"$TORTURE_BASE/pids/$name"
-    echo "== started pid $! $(date -u +%H:%M:%S.%N)" >>"$TORTURE_BASE/logs/$name.log.starts"
+    (
+        cd "$TORTURE_SENTINEL/cwd" || exit 1
+        env -i "${_TORTURE_ENV[@]}" "$TORTURE_BIN/$kind" &
+        daemon=$!
+        echo "$daemon" >"$pidfile.new" && mv "$pidfile.new" "$pidfile"
+        echo "== started $name pid $daemon $(date -u +%H:%M:%S.%N)"
+        status=0
+        wait "$daemon" || status=$?
+        echo "$status" >"$TORTURE_BASE/exits/$daemon"
+    ) >>"$TORTURE_BASE/logs/$name.log" 2>&1 &
+    while [ ! -s "$pidfile" ]; do
+        sleep 0.01
+        waited=$((waited + 1))
+        [ $waited -lt 1000 ] || torture_die "daemon_start $kind: no pid after 10 s"
+    done
+}
+
+# daemon_exit_status PID [SECONDS=5]: prints the exit status of a daemon started by daemon_start
+# once it has exited (waits for its wrapper to record it); false if not known in time.
+daemon_exit_status() {
+    local file=$TORTURE_BASE/exits/$1 waited=0
+    while [ ! -s "$file" ]; do
+        sleep 0.02
+        waited=$((waited + 1))
+        [ $waited -lt $((${2:-5} * 50)) ] || return 1
+    done
+    cat "$file"
 }
 
 # daemon_pid NAME: prints NAME's pid if it runs; false otherwise.
@@ -263,12 +295,14 @@ daemon_stop() {
     [ -n "$pid" ] || return 0
     kill -TERM "$pid" 2>/dev/null || true
     torture_wait_pid "$pid" "$limit" || status=$?
+    if [ $status != 124 ]; then status=$(daemon_exit_status "$pid") || status=unknown; fi
     if [ $status = 124 ]; then
         kill -KILL "$pid" 2>/dev/null || true
         torture_wait_pid "$pid" 10 || true
         torture_problem "$name (pid $pid) did not stop within $limit s of SIGTERM"
-    elif [ $status != 0 ]; then
+    elif [ "$status" != 0 ]; then
         torture_problem "$name (pid $pid) exited $status on SIGTERM (expected 0)"
+        status=1
     fi
     return $status
 }
@@ -322,7 +356,7 @@ submit_request() {
         >"$out" 2>>"$TORTURE_BASE/logs/submit.err" &
     local pid=$!
     [ -n "${TORTURE_PID_FILE:-}" ] && echo "$pid" >"$TORTURE_PID_FILE"
-    wait "$pid" || status=$?
+    wait "$pid" 2>/dev/null || status=$?
     [ -n "${TORTURE_PID_FILE:-}" ] && : >"$TORTURE_PID_FILE"
     id=""
     # An error object ({"error": …}) acknowledges nothing, whatever it names.
@@ -346,7 +380,7 @@ cancel_request() {
         >"$out" 2>>"$TORTURE_BASE/logs/cancel.err" &
     local pid=$!
     [ -n "${TORTURE_PID_FILE:-}" ] && echo "$pid" >"$TORTURE_PID_FILE"
-    wait "$pid" || status=$?
+    wait "$pid" 2>/dev/null || status=$?
     [ -n "${TORTURE_PID_FILE:-}" ] && : >"$TORTURE_PID_FILE"
     if [ $status = 0 ] && grep -q '"cancel-requested"' "$out"; then
         echo "$id" >>"$TORTURE_BASE/cancels"

@@ -5,6 +5,8 @@
     invariants.py pending [options]   exit 0 when every acknowledged request is terminal and
                                       notified and the queues are empty, else 1 and one line
     invariants.py stats   [options]   key=value figures (requests by state, releases, messages)
+    invariants.py snapshot [options]  records the paths under the outside roots (torture_init
+                                      runs it, right after making the marker)
 
 The spool is BASE/spool.conf (its spool_root, maildir_root); acknowledged submits are the ids in
 BASE/acked, acknowledged cancels those in BASE/cancels, and the lines of BASE/problems (unclean
@@ -32,8 +34,9 @@ Checks (--skip NAME to leave one out):
             index rebuild` runs on the copy, and the entity and entity_key rows of both files are
             compared, every column
   outside   nothing written outside the spool: the sentinel HOME, TMPDIR and working directory
-            of every product process are empty, and nothing under /etc /var /root /home
-            /usr/local changed after the marker (except the excluded noisy paths)
+            of every product process are empty, and under /etc /var /root /home /usr/local
+            (except the excluded noisy paths) no path appeared or disappeared since the snapshot
+            and no file changed after the marker
 """
 import argparse
 import concurrent.futures
@@ -170,6 +173,10 @@ class Checker:
                 self.violation("acked", f"acknowledged request {request_id} is not terminal: {value.get('state')} ({notified})")
             if request_id in self.cancels and value.get("state") not in ("cancelled", "rejected", "completed"):
                 self.violation("acked", f"cancel of {request_id} was acknowledged but the request ended {value.get('state')}")
+        if self.args.all_terminal:
+            for request_id, status in sorted(self.listed().items()):
+                if request_id not in self.statuses and not settled(status):
+                    self.violation("acked", f"request {request_id} (not acknowledged: a killed submit) is not terminal: {status.get('state')}")
         for request_id in sorted(self.cancels - set(self.acked)):
             self.violation("acked", f"cancel of {request_id} acknowledged for a request never acknowledged")
 
@@ -318,22 +325,46 @@ class Checker:
         if not os.path.exists(marker):
             self.violation("outside", f"no marker file {marker}")
             return
+        before_path = os.path.join(self.sentinel, "outside.before")
+        if not os.path.exists(before_path):
+            self.violation("outside", f"no snapshot {before_path} (invariants.py snapshot at the start)")
+            return
+        with open(before_path, encoding="utf-8", errors="surrogateescape") as file:
+            before = {line.rstrip("\n") for line in file}
+        now = {path: kind for path, kind in self.outside_paths(marker)}
+        # A new path (file or directory), a file whose content or inode changed after the marker,
+        # or a path that disappeared. A directory whose entries changed is not reported itself
+        # (its new entries are): other software creates and removes lock files in /etc.
+        changed = sorted([path for path, kind in now.items() if path not in before or kind == "changed-file"]
+                         + [f"{path} (removed)" for path in before - set(now)])
+        for path in changed[:30]:
+            self.violation("outside", f"written during the campaign, outside the spool: {path}")
+        if len(changed) > 30:
+            self.violation("outside", f"{len(changed) - 30} more paths changed outside the spool")
+
+    def outside_paths(self, marker):
+        """(path, kind) for every path under the outside roots, excluded trees pruned; kind is
+        "changed-file" for a non-directory modified (mtime or ctime) after `marker`."""
         excluded = OUTSIDE_NOISY + (self.args.outside_exclude or [])
         excluded += [p for p in (self.args.work, self.base, os.path.dirname(os.path.realpath(self.args.bin))) if p]
         prune = []
         for path in excluded:
             prune += ["-path", os.path.realpath(path), "-o"]
         roots = [top for top in OUTSIDE_ROOTS if os.path.isdir(top)]
-        # find(1): paths whose content (mtime) or inode (ctime: mode, owner, links) changed after
-        # the marker was made, on the roots' own file systems, pruning the excluded trees.
         result = subprocess.run(["find", *roots, "-xdev", "(", *prune[:-1], ")", "-prune", "-o",
-                                 "(", "-newer", marker, "-o", "-cnewer", marker, ")", "-print"],
-                                capture_output=True, text=True)
-        changed = [line for line in result.stdout.splitlines() if line]
-        for path in changed[:30]:
-            self.violation("outside", f"changed during the campaign, outside the spool: {path}")
-        if len(changed) > 30:
-            self.violation("outside", f"{len(changed) - 30} more paths changed outside the spool")
+                                 "(", "!", "-type", "d", "(", "-newer", marker, "-o", "-cnewer", marker, ")",
+                                 "-printf", "changed-file %p\\n", ")", "-o", "-printf", "path %p\\n"],
+                                capture_output=True, text=True, errors="surrogateescape")
+        for line in result.stdout.splitlines():
+            kind, _, path = line.partition(" ")
+            yield path, kind
+
+    def snapshot(self):
+        """Records every path under the outside roots (the start of the outside check)."""
+        marker = os.path.join(self.sentinel, "marker")
+        with open(os.path.join(self.sentinel, "outside.before"), "w", encoding="utf-8", errors="surrogateescape") as file:
+            for path, _ in self.outside_paths(marker):
+                file.write(path + "\n")
 
     def run_checks(self):
         skip = set(self.args.skip or [])
@@ -432,7 +463,7 @@ def short(rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["check", "pending", "stats"])
+    parser.add_argument("command", choices=["check", "pending", "stats", "snapshot"])
     parser.add_argument("--bin", default=os.environ.get("TORTURE_BIN"), help="directory of spoolctl (default $TORTURE_BIN)")
     parser.add_argument("--base", default=os.environ.get("TORTURE_BASE") or os.environ.get("TORTURE_WORK"),
                         help="the spool's base directory (spool.conf, acked, cancels, problems)")
@@ -443,6 +474,8 @@ def main():
                         help="exit status of `index rebuild` that is not a violation (default 0; repeat)")
     parser.add_argument("--allow-dead", action="store_true", help="dead-lettered items are not a violation")
     parser.add_argument("--outside-exclude", action="append", metavar="PATH", help="one more path the outside check skips")
+    parser.add_argument("--all-terminal", action="store_true",
+                        help="every request `spoolctl list` shows, acknowledged or not, must be terminal and notified too")
     parser.add_argument("--keep-copy", action="store_true", help="keep the spool copy in WORK/check")
     args = parser.parse_args()
     if not args.bin or not args.base:
@@ -454,6 +487,9 @@ def main():
         for line in lines:
             print(line)
         return 1 if lines else 0
+    if args.command == "snapshot":
+        checker.snapshot()
+        return 0
     if args.command == "stats":
         print(" ".join(f"{key}={value}" for key, value in checker.stats().items()))
         return 0
