@@ -26,7 +26,7 @@ import Testing
             let full = environment["TORTURE_MODE"] == "full"
             return Settings(seed: environment["POWERLOSS_SEED"].flatMap { UInt64($0) } ?? 8,
                             statesPerCut: environment["POWERLOSS_STATES_PER_CUT"].flatMap { Int($0) } ?? (full ? 24 : 3),
-                            cutStride: environment["POWERLOSS_CUT_STRIDE"].flatMap { Int($0) } ?? (full ? 1 : 5),
+                            cutStride: environment["POWERLOSS_CUT_STRIDE"].flatMap { Int($0) } ?? (full ? 1 : 6),
                             realReconcileEvery: environment["POWERLOSS_RECONCILE_EVERY"].flatMap { Int($0) } ?? (full ? 5 : 40),
                             mode: full ? "full" : "quick")
         }

@@ -23,6 +23,8 @@ enum PowerLossWorkload {
 
     static let quiet = Logger(label: "powerloss", factory: { _ in SwiftLogNoOpLogHandler() })
     static let caller = Caller(uid: 0, name: "root", isOperator: true)
+    /// The run's submits with an idempotency key (customer, key): repeated at every recovery.
+    static let keyedSubmits = [("bob", "bob-1")]
 
     static func configuration(world: String) -> SystemConfiguration {
         var configuration = SystemConfiguration()
@@ -36,10 +38,10 @@ enum PowerLossWorkload {
     }
 
     /// Records the run in `world` (an empty directory): two units of size S; two submits (one
-    /// with an idempotency key), both decided and confirmed; a journal rotation; two more
-    /// submits, a cancel of a confirmed rental and one of a request still queued (withdrawn);
-    /// the third request is then rejected or assigned (the freed unit), everything notified;
-    /// and the keyed submit repeated.
+    /// with an idempotency key), both decided and confirmed; a journal rotation; three more
+    /// submits (one restricted, as the setgid `spoolctl` of an ordinary user makes it), a cancel
+    /// of a confirmed rental and one of a request still queued (withdrawn); the rest rejected
+    /// or assigned (the freed unit), everything notified; and the keyed submit repeated.
     static func record(world: String) throws -> Recording {
         let recorder = RecordingFileSystem(world: world, databases: ["spool/allocator/state.sqlite", "spool/index/status.sqlite"])
         let configuration = configuration(world: world)
@@ -54,8 +56,11 @@ enum PowerLossWorkload {
         let allocationQueue = try spool.queue(.allocation)
         let notificationQueue = try spool.queue(.notifications)
 
-        func submit(_ customer: String, key: String? = nil) throws -> String {
-            let submission = try intake.submit(form(customer, key: key), caller: caller)
+        // As the setgid spoolctl of an ordinary user: neither journals nor writes the index (the
+        // allocator journals `received` when it takes the command).
+        let restricted = try IntakeService(configuration: configuration, logger: quiet, restricted: true, calls: recorder.calls)
+        func submit(_ customer: String, key: String? = nil, through service: IntakeService? = nil) throws -> String {
+            let submission = try (service ?? intake).submit(form(customer, key: key), caller: caller)
             recorder.acknowledge(.submitted(id: submission.id, customer: customer, idempotencyKey: key))
             return submission.id
         }
@@ -75,17 +80,18 @@ enum PowerLossWorkload {
         }
 
         let first = try submit("alice")
-        _ = try submit("bob", key: "bob-1")
+        _ = try submit(keyedSubmits[0].0, key: keyedSubmits[0].1)
         try allocate()
         try notify()
         try Journal(spool: spool).rotate()
         _ = try submit("carol")
         let fourth = try submit("dave")
+        _ = try submit("erin", through: restricted)
         try cancel(first)
         try cancel(fourth)
         try allocate()
         try notify()
-        _ = try intake.submit(form("bob", key: "bob-1"), caller: caller)
+        _ = try intake.submit(form(keyedSubmits[0].0, key: keyedSubmits[0].1), caller: caller)
         recorder.finish()
 
         return Recording(events: recorder.events, snapshots: recorder.snapshots, untracked: recorder.untracked, sqliteSynchronous: synchronous)
@@ -114,13 +120,13 @@ enum PowerLossWorkload {
     /// rentals, sweep staging), the notifier's start-up, then `spoolctl reconcile`'s steps
     /// (reclaim leases, as if they had expired: this process's pid is the recorded holder's;
     /// publish the outbox; catch the index up from the journal, reporting damage; restore
-    /// decided requests from the allocator store); every acknowledged keyed submit repeated;
+    /// decided requests from the allocator store); the run's keyed submit repeated;
     /// both queues processed until empty; reconcile's catch-up again.
     ///
     /// Checks: recovery throws nothing; every acknowledged request is in a terminal state
     /// (confirmed, rejected or cancelled, and notified), cancelled if its cancel was
     /// acknowledged, with its message in the customer's Maildir; a repeated keyed submit
-    /// returns the acknowledged id; no queue holds anything (nothing dead-lettered); the journal
+    /// returns the acknowledged id, or, not acknowledged, succeeds and is decided too; no queue holds anything (nothing dead-lettered); the journal
     /// reads without damage; every message in a Maildir is whole (``isWhole(_:eventId:)``).
     static func recover(world: String, acks: [PowerLossAck], recording: Recording, realReconcile: Bool) -> [String] {
         var violations: [String] = []
@@ -157,9 +163,18 @@ enum PowerLossWorkload {
             _ = try service.restoreIndexFromStore(spool: spool)
 
             let intake = try IntakeService(configuration: configuration, logger: quiet, restricted: false)
-            for case .submitted(let id, let customer, let key?) in acks {
+            // The keyed submit repeated, as a client retries: the acknowledged id and nothing
+            // new; not acknowledged (it may have crashed halfway), a request that must then be
+            // decided like an acknowledged one.
+            var expected = acks
+            for (customer, key) in keyedSubmits {
                 let again = try intake.submit(form(customer, key: key), caller: caller)
-                if again.id != id || again.created { violations.append("keyed submit \(key) repeated: \(again), acknowledged \(id)") }
+                let acknowledged = acks.first { if case .submitted(_, let named, let keyed) = $0 { named == customer && keyed == key } else { false } }
+                if case .submitted(let id, _, _)? = acknowledged {
+                    if again.id != id || again.created { violations.append("keyed submit \(key) repeated: \(again), acknowledged \(id)") }
+                } else {
+                    expected.append(.submitted(id: again.id, customer: customer, idempotencyKey: key))
+                }
             }
             for _ in 0..<5 {
                 var handled = 0
@@ -185,7 +200,7 @@ enum PowerLossWorkload {
 
             var cancelled = Set<String>()
             for case .cancelled(let id) in acks { cancelled.insert(id) }
-            for case .submitted(let id, let customer, _) in acks {
+            for case .submitted(let id, let customer, _) in expected {
                 let status = try intake.status(id, caller: caller)
                 let kind: String
                 switch status.state {
