@@ -1,0 +1,112 @@
+# Parts 2 and 3 of the faults campaign: a really full file system (tmpfs -o size=) and one out
+# of inodes (loop ext4 made with -N), under the spool of running daemons.
+
+count_env() { DENV=("LD_PRELOAD=$SHIM" "FAULTCOUNT_LOG=$pf/enospc.log"); }
+
+# Fills the mount $1 with a filler (part fulldisk: one file of zeros; part inodes: empty files)
+# until the file system refuses.
+fill_blocks() { dd if=/dev/zero of="$1/filler" bs=16k status=none 2> /dev/null; sync -f "$1" 2> /dev/null; :; }
+fill_inodes() {
+    local i=0
+    mkdir -p "$1/filler" 2> /dev/null || return 0
+    while : 2> /dev/null > "$1/filler/f$i"; do i=$((i + 1)); done
+}
+
+# A submit on the full file system; judges it. $1 = label (key suffix).
+full_submit() {
+    local n=$1 expect=$2
+    FAULTCOUNT_LOG=$pf/enospc.log LD_PRELOAD=$SHIM "$bin/spoolctl" submit --customer "f$n@example.com" \
+        --contact "f$n@example.com" --size S --from 2027-0$((1 + n % 9))-01 --months 1 \
+        --idempotency-key "f$n" --json > "$pf/out" 2> "$pf/err"
+    rc=$?
+    local line
+    line=$(last_error_line "$pf/err")
+    bump outcomes "$part-submit:$(describe_status "$rc")"
+    if ((rc == 0)); then
+        printf '%s f%s f%s@example.com\n' "$(extract_id "$pf/out")" "$n" "$n" >> "$pf/acked"
+        [[ $expect == full ]] && full_accepted=$((full_accepted + 1))
+    elif [[ $expect == full && $rc == 75 && $line =~ (full|No space left) ]]; then
+        refused=$((refused + 1))
+        printf '%s %s\n' "$n" "$line" >> "$pf/refusals"
+    else
+        violation "$part: submit ($expect) exited $(describe_status "$rc"): ${line:0:300}"
+    fi
+}
+
+# fs_campaign PART MOUNTPOINT FILLER
+fs_campaign() {
+    part=$1
+    local mnt=$2 filler=$3 i id
+    pf=$work/$part
+    mkdir -p "$pf"
+    export SPOOL_CONFIG=$pf/spool.conf SPOOL_ROOT=""
+    make_spool "$SPOOL_CONFIG" "$mnt/spool" 12 || { violation "$part: cannot set up the spool"; return 1; }
+    : > "$pf/acked"; : > "$pf/enospc.log"; : > "$pf/refusals"
+    refused=0; full_accepted=0
+    start_daemon allocator count_env "$pf/allocator.log"
+    start_daemon notifier count_env "$pf/notifier.log"
+    for i in 1 2 3 4; do full_submit "$i" free; done
+    # Full: the filler takes what is left, then submits must be refused with 75.
+    "$filler" "$mnt"
+    local k=$(( $([[ $mode == quick ]] && echo 4 || echo 30) ))
+    for ((i = 5; i < 5 + k; i++)); do
+        full_submit "$i" full
+        # What the spool freed (a claimed item, a removed staging file) is taken again.
+        "$filler" "$mnt"
+        supervise
+    done
+    # status and list still answer (never "no such request" because the disk is full).
+    while read -r id _; do
+        "$bin/spoolctl" status "$id" --json > "$pf/out" 2> "$pf/err"
+        rc=$?
+        bump outcomes "$part-status:$(describe_status "$rc")"
+        case $rc in 0 | 74 | 75) ;; *) violation "$part: status $id on a full spool exited $rc: $(last_error_line "$pf/err")" ;; esac
+    done < "$pf/acked"
+    "$bin/spoolctl" list --json > /dev/null 2> "$pf/err"; rc=$?
+    bump outcomes "$part-list:$(describe_status "$rc")"
+    case $rc in 0 | 74 | 75) ;; *) violation "$part: list on a full spool exited $rc: $(last_error_line "$pf/err")" ;; esac
+    # The daemons meet the full disk for a while; they keep running or exit 74/75 and restart.
+    local until=$((SECONDS + $([[ $mode == quick ]] && echo 2 || echo 15)))
+    while ((SECONDS < until)); do supervise; sleep 0.3; done
+    log "$part: $refused submits refused with 75 on the full file system, $full_accepted accepted; freeing space"
+    ((refused > 0)) || violation "$part: no submit was refused on the full file system"
+    rm -rf "$mnt/filler"
+    # Space is back: everything resumes by itself.
+    for ((i = 100; i < 103; i++)); do full_submit "$i" free; done
+    local pending
+    if ! pending=$(wait_terminal "$pf/acked" "$([[ $mode == quick ]] && echo 40 || echo 120)"); then
+        supervise
+        violation "$part: not every acknowledged request decided after space returned: $(head -c 300 <<< "$pending" | tr '\n' ' ')"
+    fi
+    stop_daemons
+    : > "$pf/cancels"
+    local out
+    out=$(python3 "$here/faults.d/check_requests.py" "$pf/acked" "$pf/cancels" "$mnt/spool" --torn-ok < <("$bin/spoolctl" list --json))
+    [[ -z $out ]] || while IFS= read -r line; do violation "$part: $line"; done <<< "$out"
+    settle_and_check "$pf"
+    full_enospc=$(grep -c ENOSPC "$pf/enospc.log")
+}
+
+part_full_disk() {
+    local mnt=$work/fulldisk.mnt
+    mkdir -p "$mnt"
+    mount -t tmpfs -o size=3m,mode=0755 tmpfs "$mnt" || { violation "fulldisk: cannot mount a tmpfs"; return; }
+    mounts+=("$mnt")
+    log "fulldisk: spool on a 3 MiB tmpfs"
+    fs_campaign fulldisk "$mnt" fill_blocks
+    fulldisk_summary=$full_enospc
+    umount "$mnt" && mounts=("${mounts[@]/$mnt/}")
+}
+
+part_inodes() {
+    local mnt=$work/inodes.mnt img=$work/inodes.img
+    mkdir -p "$mnt"
+    truncate -s 32M "$img" && mkfs.ext4 -q -F -N 1024 "$img" \
+        && mount -o loop "$img" "$mnt" || { violation "inodes: cannot mount a loop ext4"; return; }
+    mounts+=("$mnt")
+    log "inodes: spool on a loop ext4 with $(df --output=itotal "$mnt" | tail -n 1 | tr -d ' ') inodes"
+    fs_campaign inodes "$mnt" fill_inodes
+    inodes_summary=$full_enospc
+    umount "$mnt" && mounts=("${mounts[@]/$mnt/}")
+    rm -f "$img"
+}
