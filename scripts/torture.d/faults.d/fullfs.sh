@@ -15,15 +15,18 @@ fill_inodes() {
 # A submit on the full file system; judges it. $1 = label (key suffix).
 full_submit() {
     local n=$1 expect=$2
-    FAULTCOUNT_LOG=$pf/enospc.log LD_PRELOAD=$SHIM "$bin/spoolctl" submit --customer "f$n@example.com" \
+    rc=0
+    ctl_counted "$pf/enospc.log" submit --customer "f$n@example.com" \
         --contact "f$n@example.com" --size S --from 2027-0$((1 + n % 9))-01 --months 1 \
-        --idempotency-key "f$n" --json > "$pf/out" 2> "$pf/err"
-    rc=$?
+        --idempotency-key "f$n" --json > "$pf/out" 2> "$pf/err" || rc=$?
     local line
     line=$(last_error_line "$pf/err")
     bump outcomes "$part-submit:$(describe_status "$rc")"
     if ((rc == 0)); then
-        printf '%s f%s f%s@example.com\n' "$(extract_id "$pf/out")" "$n" "$n" >> "$pf/acked"
+        local id
+        id=$(extract_id "$pf/out")
+        echo "$id" >> "$pf/acked"
+        printf '%s f%s f%s@example.com\n' "$id" "$n" "$n" >> "$pf/ledger"
         [[ $expect == full ]] && full_accepted=$((full_accepted + 1))
     elif [[ $expect == full && $rc == 75 && $line =~ (full|No space left) ]]; then
         refused=$((refused + 1))
@@ -33,18 +36,17 @@ full_submit() {
     fi
 }
 
-# fs_campaign PART MOUNTPOINT FILLER
+# fs_campaign PART FILLER: on the current spool, whose root $TORTURE_SPOOL is the small file
+# system's mount point.
 fs_campaign() {
     part=$1
-    local mnt=$2 filler=$3 i id
-    pf=$work/$part
-    mkdir -p "$pf"
-    export SPOOL_CONFIG=$pf/spool.conf SPOOL_ROOT=""
-    make_spool "$SPOOL_CONFIG" "$mnt/spool" 12 || { violation "$part: cannot set up the spool"; return 1; }
-    : > "$pf/acked"; : > "$pf/enospc.log"; : > "$pf/refusals"
+    local filler=$2 i id mnt=$TORTURE_SPOOL
+    pf=$TORTURE_BASE
+    spool_inventory S=4 M=4 L=4 > /dev/null || { violation "$part: cannot set up the spool"; return 1; }
+    : > "$pf/ledger"; : > "$pf/enospc.log"; : > "$pf/refusals"
     refused=0; full_accepted=0
-    start_daemon allocator count_env "$pf/allocator.log"
-    start_daemon notifier count_env "$pf/notifier.log"
+    start_daemon allocator count_env
+    start_daemon notifier count_env
     for i in 1 2 3 4; do full_submit "$i" free; done
     # Full: the filler takes what is left, then submits must be refused with 75.
     "$filler" "$mnt"
@@ -57,12 +59,13 @@ fs_campaign() {
     done
     # status and list still answer (never "no such request" because the disk is full).
     while read -r id _; do
-        "$bin/spoolctl" status "$id" --json > "$pf/out" 2> "$pf/err"
-        rc=$?
+        rc=0
+        ctl status "$id" --json > "$pf/out" 2> "$pf/err" || rc=$?
         bump outcomes "$part-status:$(describe_status "$rc")"
         case $rc in 0 | 74 | 75) ;; *) violation "$part: status $id on a full spool exited $rc: $(last_error_line "$pf/err")" ;; esac
     done < "$pf/acked"
-    "$bin/spoolctl" list --json > /dev/null 2> "$pf/err"; rc=$?
+    rc=0
+    ctl list --json > /dev/null 2> "$pf/err" || rc=$?
     bump outcomes "$part-list:$(describe_status "$rc")"
     case $rc in 0 | 74 | 75) ;; *) violation "$part: list on a full spool exited $rc: $(last_error_line "$pf/err")" ;; esac
     # The daemons meet the full disk for a while; they keep running or exit 74/75 and restart.
@@ -74,39 +77,40 @@ fs_campaign() {
     # Space is back: everything resumes by itself.
     for ((i = 100; i < 103; i++)); do full_submit "$i" free; done
     local pending
-    if ! pending=$(wait_terminal "$pf/acked" "$([[ $mode == quick ]] && echo 40 || echo 120)"); then
+    if ! pending=$(wait_terminal "$pf/ledger" "$([[ $mode == quick ]] && echo 40 || echo 120)"); then
         supervise
         violation "$part: not every acknowledged request decided after space returned: $(head -c 300 <<< "$pending" | tr '\n' ' ')"
     fi
     stop_daemons
-    : > "$pf/cancels"
-    local out
-    out=$(python3 "$here/faults.d/check_requests.py" "$pf/acked" "$pf/cancels" "$mnt/spool" --torn-ok < <("$bin/spoolctl" list --json))
+    local out line
+    out=$(python3 "$here/faults.d/check_requests.py" "$pf/ledger" "$pf/cancels" "$mnt" --torn-ok < <(ctl list --json))
     [[ -z $out ]] || while IFS= read -r line; do violation "$part: $line"; done <<< "$out"
-    settle_and_check "$pf"
+    settle_and_check
     full_enospc=$(grep -c ENOSPC "$pf/enospc.log")
 }
 
 part_full_disk() {
-    local mnt=$work/fulldisk.mnt
+    spool_create --base "$work/fulldisk" breaker_high_water=100000 breaker_low_water=50000
+    local mnt=$TORTURE_SPOOL
     mkdir -p "$mnt"
-    mount -t tmpfs -o size=3m,mode=0755 tmpfs "$mnt" || { violation "fulldisk: cannot mount a tmpfs"; return; }
+    mount -t tmpfs -o size=3m,mode=0770 tmpfs "$mnt" || { violation "fulldisk: cannot mount a tmpfs"; return; }
     mounts+=("$mnt")
     log "fulldisk: spool on a 3 MiB tmpfs"
-    fs_campaign fulldisk "$mnt" fill_blocks
+    fs_campaign fulldisk fill_blocks
     fulldisk_summary=$full_enospc
-    umount "$mnt" && mounts=("${mounts[@]/$mnt/}")
 }
 
+# The spool's layout takes about 600 inodes (256 bucket directories per queue): -N 1024 leaves
+# a few hundred for the filler.
 part_inodes() {
-    local mnt=$work/inodes.mnt img=$work/inodes.img
+    spool_create --base "$work/inodes" breaker_high_water=100000 breaker_low_water=50000
+    local mnt=$TORTURE_SPOOL img=$work/inodes/ext4.img
     mkdir -p "$mnt"
     truncate -s 32M "$img" && mkfs.ext4 -q -F -N 1024 "$img" \
         && mount -o loop "$img" "$mnt" || { violation "inodes: cannot mount a loop ext4"; return; }
+    chmod 0770 "$mnt"
     mounts+=("$mnt")
     log "inodes: spool on a loop ext4 with $(df --output=itotal "$mnt" | tail -n 1 | tr -d ' ') inodes"
-    fs_campaign inodes "$mnt" fill_inodes
+    fs_campaign inodes fill_inodes
     inodes_summary=$full_enospc
-    umount "$mnt" && mounts=("${mounts[@]/$mnt/}")
-    rm -f "$img"
 }

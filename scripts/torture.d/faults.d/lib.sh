@@ -1,6 +1,5 @@
-# Helpers of the faults campaign (sourced by scripts/torture.d/faults).
-# Expects: $bin (the built programs), $work (scratch), $seed; sets nothing else global
-# except the counters and ledgers named below.
+# Helpers of the faults campaign (sourced by scripts/torture.d/faults after lib/common.sh).
+# Expects: $bin (the built programs), $work (scratch), $here (scripts/torture.d).
 
 EIO=5
 ENOSPC=28
@@ -16,12 +15,12 @@ FIU_POINTS=(posix/io/oc/open posix/io/oc/close posix/io/rw/read posix/io/rw/writ
             posix/io/dir/rename posix/io/dir/unlink posix/io/dir/fdopendir posix/io/dir/readdir
             posix/mm/mmap)
 
-log() { printf '[faults] %s\n' "$*"; }
+log() { torture_log "$*"; }
 
 violations=0
 violation() {
     violations=$((violations + 1))
-    printf '[faults] VIOLATION: %s\n' "$*"
+    torture_log "VIOLATION: $*"
     printf '%s\n' "$*" >> "$work/violations.txt"
 }
 
@@ -43,16 +42,11 @@ build_shim() {
     "$cc" -shared -fPIC -O2 -o "$SHIM" "$here/faults.d/faultcount.c" -ldl
 }
 
-# Runs a command the way `fiu-run -x -f CTRL -c CMD…` does (FIU_ENABLE, FIU_CTRL_FIFO and
-# LD_PRELOAD of libfiu's run and POSIX preload libraries), with faultcount.so preloaded ahead of
-# libfiu so that every injected failure is logged to $FAULTCOUNT_LOG.
-#   fiu_exec ENABLE_COMMANDS CTRL_PREFIX COMMAND…    (ENABLE_COMMANDS newline-separated; "" = none)
-fiu_exec() {
-    local enable=$1 ctrl=$2
-    shift 2
-    FIU_ENABLE="$enable" FIU_CTRL_FIFO="$ctrl" \
-        LD_PRELOAD="$SHIM $FIU_LIB/fiu_run_preload.so $FIU_LIB/fiu_posix_preload.so" "$@"
-}
+# Product processes run under libfiu the way `fiu-run -x -c CMD… -f CTRL` runs them: the
+# environment FIU_ENABLE (the enable commands, newline-separated), FIU_CTRL_FIFO (the control
+# FIFO prefix fiu-ctrl talks to; empty: none) and LD_PRELOAD of libfiu's run and POSIX preload
+# libraries, here with faultcount.so preloaded ahead of them so that every injected failure is
+# logged (FAULTCOUNT_LOG). See ctl_fiu and fiu_env (faults.d/libfiu.sh).
 
 
 # A seeded choice (no subshell: bash reseeds RANDOM in subshells): sets REPLY to one element
@@ -70,17 +64,36 @@ random_faults() {
         pick FIU_POINTS; point=$REPLY
         pick codes; code=$REPLY
         pick probs
+        [[ $FAULTS == *"name=$point,"* ]] && continue  # one setting per point
         FAULTS+="enable_random name=$point,probability=$REPLY,failinfo=$code"$'\n'
     done
 }
 
-# Writes a spool configuration for spool root $2 into file $1 and imports UNITS units.
+# A fresh spool for a part in $work/$1 (made current) with a small inventory.
 make_spool() {
-    local conf=$1 root=$2 units=$3 i sizes=(S M L)
-    printf 'spool_root = %s\n' "$root" > "$conf"
-    : > "${conf%.conf}.units.csv"
-    for ((i = 1; i <= units; i++)); do printf 'U%03d,%s,Site %s\n' "$i" "${sizes[i % 3]}" "${sizes[i % 3]}" >> "${conf%.conf}.units.csv"; done
-    SPOOL_CONFIG=$conf SPOOL_ROOT="" "$bin/spoolctl" units import "${conf%.conf}.units.csv" > /dev/null
+    spool_create --base "$work/$1" breaker_high_water=100000 breaker_low_water=50000 && spool_inventory S=5 M=5 L=4 > /dev/null
+}
+
+# spoolctl under the faults in FAULTS (libfiu enable commands), with the counter logging to $1.
+#   ctl_fiu LOG ARGS…
+ctl_fiu() {
+    local logfile=$1 saved=(${TORTURE_ENV[@]+"${TORTURE_ENV[@]}"}) status=0
+    shift
+    TORTURE_ENV+=("FIU_ENABLE=$FAULTS" "FIU_CTRL_FIFO=" "FAULTCOUNT_LOG=$logfile"
+                  "LD_PRELOAD=$SHIM:$FIU_LIB/fiu_run_preload.so:$FIU_LIB/fiu_posix_preload.so")
+    ctl "$@" || status=$?
+    TORTURE_ENV=(${saved[@]+"${saved[@]}"})
+    return $status
+}
+
+# spoolctl with only the counter (a really full file system), logging to $1.
+ctl_counted() {
+    local logfile=$1 saved=(${TORTURE_ENV[@]+"${TORTURE_ENV[@]}"}) status=0
+    shift
+    TORTURE_ENV+=("FAULTCOUNT_LOG=$logfile" "LD_PRELOAD=$SHIM")
+    ctl "$@" || status=$?
+    TORTURE_ENV=(${saved[@]+"${saved[@]}"})
+    return $status
 }
 
 # Classifies an exit status: ok, code:N, or signal:NAME.
@@ -100,7 +113,7 @@ bump() { local -n _t=$1; _t[$2]=$(( ${_t[$2]:-0} + 1 )); }
 
 # The requests of the spool as TSV "id state customer" (from spoolctl list --json).
 list_requests() {
-    "$bin/spoolctl" list --json | python3 -c '
+    ctl list --json | python3 -c '
 import json, sys
 for r in json.load(sys.stdin):
     print(r["id"], r["state"], r["customer"], sep="\t")'
@@ -128,12 +141,10 @@ for line in open(sys.argv[1]):
     done
 }
 
-# After a part: the harness's settle and invariants (scripts/torture.d/lib/common.sh) when it is
-# there. $1 = the part's directory.
+# After a part: the harness's settle (daemons restarted, reconcile, wait) and invariants, on
+# the current spool. Adds their violations.
 settle_and_check() {
-    declare -F check_invariants > /dev/null || return 0
-    if ! settle > "$1/settle.log" 2>&1; then violation "settle failed: $(tail -n 2 "$1/settle.log" | tr '\n' ' ')"; fi
-    if ! check_invariants > "$1/invariants.log" 2>&1; then
-        while IFS= read -r line; do violation "invariant: $line"; done < "$1/invariants.log"
-    fi
+    settle || true
+    check_invariants "$@" || true
+    violations=$((violations + TORTURE_VIOLATIONS))
 }

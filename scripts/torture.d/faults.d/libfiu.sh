@@ -12,14 +12,15 @@ fiu_env() {
     ((faults_on)) && random_faults 2 "${DAEMON_PROBS[@]}"
     dfaults[$name]=$FAULTS
     DENV=("FIU_ENABLE=$FAULTS" "FIU_CTRL_FIFO=$p1/fiu" "FAULTCOUNT_LOG=$p1/faults.log"
-          "LD_PRELOAD=$SHIM $FIU_LIB/fiu_run_preload.so $FIU_LIB/fiu_posix_preload.so")
+          "LD_PRELOAD=$SHIM:$FIU_LIB/fiu_run_preload.so:$FIU_LIB/fiu_posix_preload.so")
 }
 
 # Disables a running daemon's failure points through its control FIFO (fiu-ctrl); with
 # faults_on, enables new ones.
 refault_daemon() {
     local name=$1 line args=()
-    [[ -n ${dpid[$name]:-} ]] && kill -0 "${dpid[$name]}" 2> /dev/null || return 0
+    local pid
+    pid=$(daemon_pid "$name") || return 0
     while IFS= read -r line; do
         [[ $line =~ name=([^,]*) ]] && args+=(-c "disable name=${BASH_REMATCH[1]}")
     done <<< "${dfaults[$name]}"
@@ -28,8 +29,8 @@ refault_daemon() {
     while IFS= read -r line; do [[ -n $line ]] && args+=(-c "$line"); done <<< "$FAULTS"
     dfaults[$name]=$FAULTS
     ((${#args[@]})) || return 0
-    timeout 5 fiu-ctrl -f "$p1/fiu" "${args[@]}" "${dpid[$name]}" > /dev/null 2>&1 \
-        || { kill -0 "${dpid[$name]}" 2> /dev/null && violation "fiu-ctrl could not reach $name (pid ${dpid[$name]})"; }
+    timeout 5 fiu-ctrl -f "$p1/fiu" "${args[@]}" "$pid" > /dev/null 2>&1 \
+        || { daemon_pid "$name" > /dev/null && violation "fiu-ctrl could not reach $name (pid $pid)"; }
 }
 
 # One spoolctl command under random faults. Sets rc, n_inj (faults injected in it), inj_kinds.
@@ -37,8 +38,8 @@ ctl_under_faults() {
     local count
     random_faults $((1 + RANDOM % 2)) "${CLI_PROBS[@]}"
     : > "$p1/op.log"
-    FAULTCOUNT_LOG=$p1/op.log fiu_exec "$FAULTS" "" "$bin/spoolctl" "$@" > "$p1/out" 2> "$p1/err"
-    rc=$?
+    rc=0
+    ctl_fiu "$p1/op.log" "$@" > "$p1/out" 2> "$p1/err" || rc=$?
     n_inj=$(wc -l < "$p1/op.log")
     inj_kinds=$(awk '{print $2}' "$p1/op.log" | sort -u | tr '\n' ' ')
     cat "$p1/op.log" >> "$p1/faults.log"
@@ -69,16 +70,14 @@ judge_failure() {
 extract_id() { sed -n 's/.*"id" *: *"\([0-9a-z]*\)".*/\1/p' "$1" | head -n 1; }
 
 part_libfiu() {
-    p1=$work/libfiu
-    mkdir -p "$p1"
-    export SPOOL_CONFIG=$p1/spool.conf SPOOL_ROOT=""
-    make_spool "$SPOOL_CONFIG" "$p1/spool" 30 || { violation "libfiu: cannot set up the spool"; return; }
-    : > "$p1/faults.log"; : > "$p1/acked"; : > "$p1/failed"; : > "$p1/cancels"
+    make_spool libfiu || { violation "libfiu: cannot set up the spool"; return; }
+    p1=$TORTURE_BASE
+    : > "$p1/faults.log"; : > "$p1/ledger"; : > "$p1/failed"
     local acked=() n=0 key size from months op id budget
     local sizes=(S M L) budget_s=$([[ $mode == quick ]] && echo 18 || echo 100000)
     local epoch_ops=$([[ $mode == quick ]] && echo 8 || echo 25)
-    start_daemon allocator fiu_env "$p1/allocator.log"
-    start_daemon notifier fiu_env "$p1/notifier.log"
+    start_daemon allocator fiu_env
+    start_daemon notifier fiu_env
     local t0=$SECONDS
     log "libfiu: injecting until $faults faults (seed $seed)"
     while (($(wc -l < "$p1/faults.log") < faults && n < ops_cap && SECONDS - t0 < budget_s)); do
@@ -94,7 +93,8 @@ part_libfiu() {
             if ((rc == 0)); then
                 id=$(extract_id "$p1/out")
                 if [[ -z $id ]]; then violation "submit $key exited 0 without printing an id"; continue; fi
-                acked+=("$id"); printf '%s %s c%s@example.com\n' "$id" "$key" "$n" >> "$p1/acked"
+                acked+=("$id"); echo "$id" >> "$p1/acked"
+                printf '%s %s c%s@example.com\n' "$id" "$key" "$n" >> "$p1/ledger"
             else
                 judge_failure submit
                 printf '%s %s %s %s %s\n' "$key" "$n" "$size" "$from" "$months" >> "$p1/failed"
@@ -134,19 +134,21 @@ part_libfiu() {
     local found=0 retried=0 line k m
     while read -r k m size from months; do
         retried=$((retried + 1))
-        "$bin/spoolctl" submit --customer "c$m@example.com" --contact "c$m@example.com" --size "$size" \
-            --from "$from" --months "$months" --idempotency-key "$k" --json > "$p1/out" 2> "$p1/err"
-        rc=$?
+        rc=0
+        ctl submit --customer "c$m@example.com" --contact "c$m@example.com" --size "$size" \
+            --from "$from" --months "$months" --idempotency-key "$k" --json > "$p1/out" 2> "$p1/err" || rc=$?
         if ((rc != 0)); then violation "retry of failed submit $k exited $rc: $(last_error_line "$p1/err")"; continue; fi
         grep -q '"created" *: *false' "$p1/out" && found=$((found + 1))
-        printf '%s %s c%s@example.com\n' "$(extract_id "$p1/out")" "$k" "$m" >> "$p1/acked"
+        id=$(extract_id "$p1/out")
+        echo "$id" >> "$p1/acked"
+        printf '%s %s c%s@example.com\n' "$id" "$k" "$m" >> "$p1/ledger"
     done < "$p1/failed"
     outcomes[submit:failed-but-queued]=$found
     log "libfiu: $retried failed submits retried with their keys; $found had been queued already"
 
     # The running daemons decide everything by themselves (no reconcile, no restart).
     local pending
-    if ! pending=$(wait_terminal "$p1/acked" "$([[ $mode == quick ]] && echo 40 || echo 120)"); then
+    if ! pending=$(wait_terminal "$p1/ledger" "$([[ $mode == quick ]] && echo 40 || echo 120)"); then
         supervise
         violation "libfiu: not every acknowledged request decided by the running daemons after the faults stopped: $(head -c 300 <<< "$pending" | tr '\n' ' ')"
     fi
@@ -158,9 +160,9 @@ part_libfiu() {
 # corrupt/ or dead/ because of an I/O error, reconcile clean.
 check_libfiu_spool() {
     local out
-    out=$(python3 "$here/faults.d/check_requests.py" "$p1/acked" "$p1/cancels" "$p1/spool" < <("$bin/spoolctl" list --json))
+    local line
+    out=$(python3 "$here/faults.d/check_requests.py" "$p1/ledger" "$p1/cancels" "$p1/spool" < <(ctl list --json))
     [[ -z $out ]] || while IFS= read -r line; do violation "libfiu: $line"; done <<< "$out"
-    "$bin/spoolctl" reconcile > "$p1/reconcile.out" 2>&1 || violation "libfiu: reconcile after the faults exited $?: $(tail -n 1 "$p1/reconcile.out")"
-    settle_and_check "$p1"
+    settle_and_check
     while read -r call code; do bump injected "$call $code"; done < "$p1/faults.log"
 }
