@@ -59,7 +59,10 @@ judge_failure() {
     elif [[ -z $line ]]; then
         # Only acceptable when the faults hit write(2) itself (stderr could not be written).
         grep -q '^write ' "$p1/op.log" || violation "$what exited $rc without a message"
-    elif ! [[ $line =~ (Input/output error|No space left on device|disk I/O error|disk is full|file system is full|could not be written) ]]; then
+    elif [[ $line =~ SQLite\ error\ [0-9]+:\ (unable to open database file|disk I/O error) ]]; then
+        # SQLite's own words name the condition but neither the file nor the errno: noted.
+        bump outcomes "$what:sqlite-generic-message"
+    elif ! [[ $line =~ (Input/output error|No space left on device|disk is full|file system is full|could not be written|could not read the file) ]]; then
         violation "$what exited $rc with an unclear message: ${line:0:300}"
     fi
     if [[ $inj_kinds == "ENOSPC " && $rc == 74 && ! $line =~ (could not be written|disk I/O error) ]]; then
@@ -162,7 +165,9 @@ check_libfiu_spool() {
     local out
     local line
     out=$(python3 "$here/faults.d/check_requests.py" "$p1/ledger" "$p1/cancels" "$p1/spool" < <(ctl list --json))
-    [[ -z $out ]] || while IFS= read -r line; do violation "libfiu: $line"; done <<< "$out"
+    [[ -z $out ]] || while IFS= read -r line; do
+        if [[ $line == NOTE* ]]; then log "libfiu: ${line#NOTE }"; bump outcomes "index-quarantined-after-eio"; else violation "libfiu: $line"; fi
+    done <<< "$out"
     settle_and_check
     while read -r call code; do bump injected "$call $code"; done < "$p1/faults.log"
 }
