@@ -47,40 +47,43 @@ fs_campaign() {
     refused=0; full_accepted=0
     start_daemon allocator count_env
     start_daemon notifier count_env
-    for i in 1 2 3 4; do full_submit "$i" free; done
-    # Full: the filler takes what is left, then submits must be refused with 75.
-    "$filler" "$mnt"
-    local k=$(( $([[ $mode == quick ]] && echo 4 || echo 30) ))
-    for ((i = 5; i < 5 + k; i++)); do
-        full_submit "$i" full
-        # What the spool freed (a claimed item, a removed staging file) is taken again.
+    local cycles k n=0 c pending
+    cycles=$([[ $mode == quick ]] && echo 1 || echo 5)
+    k=$([[ $mode == quick ]] && echo 4 || echo 12)
+    for ((c = 1; c <= cycles; c++)); do
+        # Requests in flight when the file system fills: the daemons meet the full disk too.
+        for i in 1 2 3; do n=$((n + 1)); full_submit "$n" free; done
         "$filler" "$mnt"
-        supervise
-    done
-    # status and list still answer (never "no such request" because the disk is full).
-    while read -r id _; do
+        for ((i = 0; i < k; i++)); do
+            n=$((n + 1)); full_submit "$n" full
+            # What the spool freed (a claimed item, a removed staging file) is taken again.
+            "$filler" "$mnt"
+            supervise
+        done
+        # status and list still answer (never "no such request" because the disk is full).
+        while read -r id _; do
+            rc=0
+            ctl status "$id" --json > "$pf/out" 2> "$pf/err" || rc=$?
+            bump outcomes "$part-status:$(describe_status "$rc")"
+            case $rc in 0 | 74 | 75) ;; *) violation "$part: status $id on a full spool exited $rc: $(last_error_line "$pf/err")" ;; esac
+        done < <(tail -n 5 "$pf/acked")
         rc=0
-        ctl status "$id" --json > "$pf/out" 2> "$pf/err" || rc=$?
-        bump outcomes "$part-status:$(describe_status "$rc")"
-        case $rc in 0 | 74 | 75) ;; *) violation "$part: status $id on a full spool exited $rc: $(last_error_line "$pf/err")" ;; esac
-    done < "$pf/acked"
-    rc=0
-    ctl list --json > /dev/null 2> "$pf/err" || rc=$?
-    bump outcomes "$part-list:$(describe_status "$rc")"
-    case $rc in 0 | 74 | 75) ;; *) violation "$part: list on a full spool exited $rc: $(last_error_line "$pf/err")" ;; esac
-    # The daemons meet the full disk for a while; they keep running or exit 74/75 and restart.
-    local until=$((SECONDS + $([[ $mode == quick ]] && echo 2 || echo 15)))
-    while ((SECONDS < until)); do supervise; sleep 0.3; done
-    log "$part: $refused submits refused with 75 on the full file system, $full_accepted accepted; freeing space"
+        ctl list --json > /dev/null 2> "$pf/err" || rc=$?
+        bump outcomes "$part-list:$(describe_status "$rc")"
+        case $rc in 0 | 74 | 75) ;; *) violation "$part: list on a full spool exited $rc: $(last_error_line "$pf/err")" ;; esac
+        # The daemons meet the full disk for a while; they keep running or exit 74/75 and restart.
+        local until=$((SECONDS + $([[ $mode == quick ]] && echo 2 || echo 5)))
+        while ((SECONDS < until)); do supervise; sleep 0.3; done
+        rm -rf "$mnt/filler"
+        # Space is back: everything resumes by itself.
+        for i in 1 2; do n=$((n + 1)); full_submit "$n" free; done
+        if ! pending=$(wait_terminal "$pf/ledger" "$([[ $mode == quick ]] && echo 40 || echo 120)"); then
+            supervise
+            violation "$part: not every acknowledged request decided after space returned (cycle $c): $(head -c 300 <<< "$pending" | tr '\n' ' ')"
+        fi
+    done
+    log "$part: $cycles cycles: $refused submits refused with 75 on the full file system, $full_accepted accepted while full; all decided after space returned"
     ((refused > 0)) || violation "$part: no submit was refused on the full file system"
-    rm -rf "$mnt/filler"
-    # Space is back: everything resumes by itself.
-    for ((i = 100; i < 103; i++)); do full_submit "$i" free; done
-    local pending
-    if ! pending=$(wait_terminal "$pf/ledger" "$([[ $mode == quick ]] && echo 40 || echo 120)"); then
-        supervise
-        violation "$part: not every acknowledged request decided after space returned: $(head -c 300 <<< "$pending" | tr '\n' ' ')"
-    fi
     stop_daemons
     local out line
     out=$(python3 "$here/faults.d/check_requests.py" "$pf/ledger" "$pf/cancels" "$mnt" --torn-ok < <(ctl list --json))
@@ -99,7 +102,7 @@ part_full_disk() {
     mounts+=("$mnt")
     log "fulldisk: spool on a 3 MiB tmpfs"
     fs_campaign fulldisk fill_blocks
-    fulldisk_summary=$full_enospc
+    fulldisk_summary=$full_enospc; fulldisk_refused=$refused
 }
 
 # The spool's layout takes about 600 inodes (256 bucket directories per queue): -N 1024 leaves
@@ -114,5 +117,5 @@ part_inodes() {
     mounts+=("$mnt")
     log "inodes: spool on a loop ext4 with $(df --output=itotal "$mnt" | tail -n 1 | tr -d ' ') inodes"
     fs_campaign inodes fill_inodes
-    inodes_summary=$full_enospc
+    inodes_summary=$full_enospc; inodes_refused=$refused
 }
