@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 static int log_fd = -2;
+static int fiu_active;
+
+__attribute__((constructor)) static void faultcount_init(void) { fiu_active = getenv("FIU_ENABLE") != NULL; }
 
 static void note(const char *call, int code) {
     if (code != EIO && code != ENOSPC && code != EDQUOT) return;
@@ -57,7 +60,21 @@ WRAP_INT(ssize_t, pread64, (int fd, void *b, size_t n, off64_t o), (fd, b, n, o)
 WRAP_INT(ssize_t, pread, (int fd, void *b, size_t n, off_t o), (fd, b, n, o))
 WRAP_INT(int, fsync, (int fd), (fd))
 WRAP_INT(int, fdatasync, (int fd), (fd))
-WRAP_INT(int, close, (int fd), (fd))
+/* libfiu fails close(2) by returning -1 without closing; Linux releases the descriptor even
+ * when close reports an error (and a leaked descriptor keeps its flock(2) lock: the process
+ * would then wait for itself). Under libfiu (FIU_ENABLE set), an injected failure therefore
+ * closes the descriptor for real, as the kernel would, and still reports the error. */
+int close(int fd) {
+    NEXT(close);
+    int r = next(fd);
+    if (r < 0) {
+        int code = errno;
+        if (fiu_active && (code == EIO || code == ENOSPC)) syscall(SYS_close, fd);
+        note("close", code);
+        errno = code;
+    }
+    return r;
+}
 WRAP_INT(int, ftruncate, (int fd, off_t l), (fd, l))
 WRAP_INT(int, ftruncate64, (int fd, off64_t l), (fd, l))
 WRAP_INT(int, rename, (const char *a, const char *b), (a, b))
