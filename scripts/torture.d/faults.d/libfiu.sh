@@ -59,8 +59,10 @@ judge_failure() {
     elif [[ -z $line ]]; then
         # Only acceptable when the faults hit write(2) itself (stderr could not be written).
         grep -q '^write ' "$p1/op.log" || violation "$what exited $rc without a message"
-    elif [[ $line =~ SQLite\ error\ [0-9]+:\ (unable to open database file|disk I/O error) ]]; then
-        # SQLite's own words name the condition but neither the file nor the errno: noted.
+    elif [[ $line =~ SQLite\ error\ [0-9]+:\ (unable to open database file|disk I/O error|attempt\ to\ write\ a\ readonly\ database) ]]; then
+        # SQLite's own words name the condition but neither the file nor the errno: noted. (An
+        # open(2) failing with EIO makes SQLite open the file read-only, silently; the next
+        # write then fails with SQLITE_READONLY.)
         bump outcomes "$what:sqlite-generic-message"
     elif ! [[ $line =~ (Input/output error|No space left on device|disk is full|file system is full|could not be written|could not read the file) ]]; then
         violation "$what exited $rc with an unclear message: ${line:0:300}"
