@@ -50,18 +50,24 @@ public final class AllocatorStore: Sendable {
     /// with the file cached.
     ///
     /// - Throws: ``DatabaseDamage`` when the store is damaged (SQLite reports it corrupt or not
-    ///   a database, the check fails, or its migrations table does not decode), after copying
-    ///   it to `corrupt/`; the store is left in place and nothing is repaired or replaced.
-    ///   Other failures (busy, full disk, permissions) are thrown as they are.
+    ///   a database, the check fails, or its migrations table does not decode) twice in a row
+    ///   (see ``confirmDamage(_:)``), after copying it to `corrupt/`; the store is left in
+    ///   place and nothing is repaired or replaced. Other failures (busy, full disk,
+    ///   permissions, I/O) are thrown as they are.
     public init(spool: Spool) throws {
         self.spool = spool
         let path = try spool.directoryPath("allocator") + "/state.sqlite"
         self.path = path
+        let open = {
+            try SpoolDatabase.open(path: path, label: "allocator", migrator: Self.migrator, check: DatabaseDamage.quickCheck)
+        }
         do {
-            database = try SpoolDatabase.open(path: path, label: "allocator", migrator: Self.migrator,
-                                              check: DatabaseDamage.quickCheck)
+            database = try open()
         } catch where DatabaseDamage.isDamage(error) {
-            throw spool.keepDamagedDatabase(path: path, name: "allocator.state.sqlite", cause: error, remedy: Self.remedy)
+            // A failed read can look like damage (see confirmDamage): a second opening decides.
+            do { database = try open() } catch where DatabaseDamage.isDamage(error) {
+                throw spool.keepDamagedDatabase(path: path, name: "allocator.state.sqlite", cause: error, remedy: Self.remedy)
+            }
         }
     }
 
@@ -75,11 +81,31 @@ public final class AllocatorStore: Sendable {
         try reportingDamage { try database.write(body) }
     }
 
-    /// Runs `body`, turning a damage error into a ``DatabaseDamage`` (with a copy in `corrupt/`).
+    /// Runs `body`, turning a confirmed damage error into a ``DatabaseDamage`` (with a copy in
+    /// `corrupt/`).
     private func reportingDamage<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch where DatabaseDamage.isDamage(error) {
+            try confirmDamage(error)
+        }
+    }
+
+    /// SQLite reports some failed reads as damage: `pread` failing with `EIO` becomes
+    /// `SQLITE_IOERR_CORRUPTFS` and, on some paths, `SQLITE_CORRUPT`, though the file is whole
+    /// (the faults campaign's libfiu found it). A transient failure must not stop the allocator
+    /// for good (exit 65, not restarted), so `PRAGMA integrity_check` decides: damage it
+    /// confirms is thrown as ``DatabaseDamage``; otherwise ``UnconfirmedDamage`` (or the check's
+    /// own I/O error), a failure the caller retries.
+    private func confirmDamage(_ error: any Error) throws -> Never {
+        do { try DatabaseDamage.integrityCheck(database) } catch where DatabaseDamage.isDamage(error) {
             throw spool.keepDamagedDatabase(path: path, name: "allocator.state.sqlite", cause: error, remedy: Self.remedy)
         }
+        throw UnconfirmedDamage(cause: error)
+    }
+
+    /// SQLite reported damage that an integrity check did not find: a transient read failure.
+    struct UnconfirmedDamage: Error, CustomStringConvertible {
+        let cause: any Error
+        var description: String { "the allocator store reported damage that its integrity check does not find (a failed read?): \(cause)" }
     }
 
     /// Checkpoints the store's WAL into the database and truncates it to zero bytes.

@@ -9,7 +9,8 @@ import Spool
 public enum DaemonLauncher {
     /// Prepares the process, loads the configuration (`--config`, `--spool`), installs logging
     /// labelled `label` and the stop signal, then runs `body` until it returns. Returns the exit
-    /// code: 0 after a clean stop, 78 for a bad configuration, 65 (``DatabaseDamage/exitCode``) when
+    /// code: 0 after a clean stop, 78 for a bad configuration (74 when it could not be read for an I/O
+    /// reason), 65 (``DatabaseDamage/exitCode``) when
     /// `body` throws ``DatabaseDamage`` (a restart would not help), 74 when it throws anything else, 77 when the
     /// process is restricted (``SpoolProcess/isRestricted``: started with the spool group's
     /// rights by an ordinary user, e.g. from a setgid wrapper) and the real user is not an
@@ -25,7 +26,7 @@ public enum DaemonLauncher {
             configuration = try SystemConfiguration.load(explicitPath: configPath, spoolOverride: spoolOverride, environment: environment)
         } catch {
             logger.critical("bad configuration", metadata: ["error": "\(error)"])
-            return error.refused ? 77 : 78  // EX_NOPERM, EX_CONFIG
+            return error.refused ? 77 : error.ioErrno != nil ? 74 : 78  // EX_NOPERM, EX_IOERR (restarted), EX_CONFIG
         }
         if SpoolProcess.isRestricted, !Caller.current(operatorGroup: configuration.operatorGroup).isOperator {
             logger.critical("refusing to run with the spool group's rights for a user who is not an operator",

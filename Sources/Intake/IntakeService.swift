@@ -89,6 +89,7 @@ public final class IntakeService: Sendable {
     ///   is open or the disk is full, 74/77 for I/O and permission failures.
     public func submit(_ form: RentalForm, caller: Caller) throws(IntakeError) -> Submission {
         let fields = try form.validate(configuration)
+        var created = true
         var request = RentalRequest(id: ItemID.generate().rawValue, customer: fields.customer, contact: fields.contact,
                                     size: fields.size.name, period: fields.period, submittedBy: caller.uid,
                                     submittedByName: caller.name, createdAt: Clock.nowMilliseconds(),
@@ -105,9 +106,15 @@ public final class IntakeService: Sendable {
                     throw IntakeError(error, doing: "recording the idempotency key")
                 }
                 if let existing {
+                    // A concurrent submit recorded the key first. Its request is returned only
+                    // once it is queued: that submit may still fail (or die) before queueing,
+                    // and this one must not acknowledge a request that is nowhere. Otherwise it
+                    // is queued here, as a retry would (the allocator decides an id once).
                     let earlier = try decodedRecord(existing, key: key, caller: caller)
                     try Self.requireSameRequest(earlier, request, key: key)
-                    return Submission(id: earlier.id, created: false)  // a concurrent submit won
+                    if try isKnown(earlier.id) { return Submission(id: earlier.id, created: false) }
+                    request = earlier
+                    created = false
                 }
             }
         }
@@ -119,7 +126,7 @@ public final class IntakeService: Sendable {
         logger.info("request accepted", metadata: ["request": "\(request.id)", "customer": "\(request.customer)",
                                                    "size": "\(request.size)", "period": "\(request.period)"])
         record(RentalStatus(received: request))
-        return Submission(id: request.id, created: true)
+        return Submission(id: request.id, created: created)
     }
 
     /// The outcome of a cancel.

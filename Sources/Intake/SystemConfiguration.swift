@@ -219,7 +219,8 @@ public struct SystemConfiguration: Sendable, Equatable {
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT { return nil }
-            throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): \(String(cString: strerror(code)))")
+            throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): \(String(cString: strerror(code)))",
+                                     ioErrno: code == EACCES || code == EPERM ? nil : code)
         }
         defer { close(fd) }
         var status = stat()
@@ -234,7 +235,8 @@ public struct SystemConfiguration: Sendable, Equatable {
             if count < 0 {
                 let code = errno
                 if code == EINTR { continue }
-                throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): \(String(cString: strerror(code)))")
+                throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): \(String(cString: strerror(code)))",
+                                         ioErrno: code == EACCES || code == EPERM ? nil : code)
             }
             bytes += buffer[..<count]
             if bytes.count > 1 << 20 { throw ConfigurationError(message: "configuration file \(shortened(path)) is over 1 MiB") }
@@ -249,11 +251,15 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     public let message: String
     /// True when a restricted process refuses what its caller asked for (exit 77, not 65).
     public let refused: Bool
+    /// The `errno` when the file could not be read for an I/O reason (`EIO`, `EMFILE`, …, not a
+    /// permission): the file may be fine, so this is an I/O error (74), not bad data (65).
+    public let ioErrno: Int32?
 
-    /// An error; `refused` as on the property.
-    public init(message: String, refused: Bool = false) {
+    /// An error; `refused` and `ioErrno` as on the properties.
+    public init(message: String, refused: Bool = false, ioErrno: Int32? = nil) {
         self.message = message
         self.refused = refused
+        self.ioErrno = ioErrno
     }
 
     public var description: String { message }

@@ -36,11 +36,36 @@ public struct DatabaseDamage: Error, CustomStringConvertible, Sendable {
         return SpoolDatabase.isDamage(error)
     }
 
+    /// Runs `PRAGMA integrity_check` on `database` (as ``quickCheck(_:)``, and also every index
+    /// against its table); throws a `DatabaseError` (`SQLITE_CORRUPT`) with the first problems
+    /// it reports unless it says `ok`.
+    public static func integrityCheck(_ database: any DatabaseReader) throws {
+        let problems = try database.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check(5)") }
+        guard problems != ["ok"] else { return }
+        try throwIfReadFailed(problems, check: "integrity_check")
+        throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "integrity_check: " + problems.joined(separator: "; "))
+    }
+
+    /// A check that could not read a page says so (`Page 3: unable to get the page. error
+    /// code=8458`): an I/O error (`SQLITE_IOERR_*`, e.g. `EIO` from `pread`) is thrown as that
+    /// I/O error, since it says nothing about the file's contents.
+    private static func throwIfReadFailed(_ problems: [String], check: String) throws {
+        for problem in problems {
+            guard let range = problem.range(of: "error code=") else { continue }
+            let digits = problem[range.upperBound...].prefix { $0.isNumber }
+            if let code = Int32(digits), code & 0xFF == ResultCode.SQLITE_IOERR.rawValue {
+                throw DatabaseError(resultCode: ResultCode(rawValue: code),
+                                    message: "\(check) could not read the file: " + problems.joined(separator: "; "))
+            }
+        }
+    }
+
     /// Runs `PRAGMA quick_check` on `database`; throws a `DatabaseError` (`SQLITE_CORRUPT`) with
     /// the first problems it reports unless it says `ok`. Reads every page: O(size of the file).
     public static func quickCheck(_ database: any DatabaseReader) throws {
         let problems = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(5)") }
         guard problems != ["ok"] else { return }
+        try throwIfReadFailed(problems, check: "quick_check")
         throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "quick_check: " + problems.joined(separator: "; "))
     }
 }

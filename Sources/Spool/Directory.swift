@@ -151,8 +151,12 @@ final class Directory: Sendable {
     /// file in `staging` (same file system), `fsync`ed, renamed to `name` here, and then this
     /// directory is `fsync`ed. Readers see either no file or the whole file. On any failure the
     /// staging file is removed and, if the rename had happened, the target too; the error is
-    /// rethrown, so a retry starts from a clean state.
-    func createDurably(_ name: String, contents bytes: [UInt8], staging: Directory, mode: mode_t = 0o640) throws(SpoolError) {
+    /// rethrown, so a retry starts from a clean state. With `replacing`, a target that the
+    /// rename replaced is not removed when the directory's `fsync` fails: the old bytes are
+    /// gone already, and removing the new ones would leave neither (the caller's retry
+    /// replaces them again).
+    func createDurably(_ name: String, contents bytes: [UInt8], staging: Directory, mode: mode_t = 0o640,
+                       replacing: Bool = false) throws(SpoolError) {
         let stagingName = try staging.stage(bytes, mode: mode)
         do {
             try staging.move(stagingName, to: self, as: name, operation: "publish")
@@ -161,7 +165,7 @@ final class Directory: Sendable {
             throw error
         }
         do { try sync() } catch {
-            try? calls.unlink(descriptor, name, 0)
+            if !replacing { try? calls.unlink(descriptor, name, 0) }
             throw error
         }
     }

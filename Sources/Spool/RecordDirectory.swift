@@ -28,10 +28,11 @@ public final class RecordDirectory: Sendable {
         do { return try directory.readFile(name, limit: limit) } catch .notFound { return nil }
     }
 
-    /// Replaces (or creates) the record `name` atomically and durably.
+    /// Replaces (or creates) the record `name` atomically and durably. When it throws, the
+    /// record holds the old bytes or the new ones, never nothing (unless there was none).
     public func write(_ name: String, _ bytes: [UInt8]) throws(SpoolError) {
         guard Names.isSafeComponent(name, allowDots: true) else { throw .invalidName(name) }
-        try directory.createDurably(name, contents: bytes, staging: spool.staging)
+        try directory.createDurably(name, contents: bytes, staging: spool.staging, replacing: true)
     }
 
     /// Creates the record `name` with `bytes` unless it exists; returns nil when this call created

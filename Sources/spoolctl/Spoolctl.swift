@@ -103,7 +103,8 @@ struct GlobalOptions: ParsableArguments {
 
     func configuration() throws -> SystemConfiguration {
         do { return try SystemConfiguration.load(explicitPath: config, spoolOverride: spool) } catch {
-            throw Failure(IntakeError(error.refused ? .notPermitted : .badData, "configuration: \(error)"), json: json)
+            let code: IntakeError.Code = error.refused ? .notPermitted : error.ioErrno != nil ? .ioError : .badData
+            throw Failure(IntakeError(code, "configuration: \(error)"), json: json)
         }
     }
 

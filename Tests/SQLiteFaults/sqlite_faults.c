@@ -39,8 +39,10 @@ static int f_close(sqlite3_file *f) {
     int rc = REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
     return rc;
 }
+static int read_error = SQLITE_IOERR_READ;
+void sqlite_faults_read_error(int code) { read_error = code; }
 static int f_read(sqlite3_file *f, void *p, int n, sqlite3_int64 o) {
-    int rc = trip(WATCHED(f), SQLITE_FAULT_READ, SQLITE_IOERR_READ);
+    int rc = trip(WATCHED(f), SQLITE_FAULT_READ, read_error);
     return rc ? rc : REAL(f)->pMethods->xRead(REAL(f), p, n, o);
 }
 static int f_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 o) {

@@ -16,6 +16,9 @@ int sqlite_faults_install(void);
 /* Starts counting calls on files whose path contains `marker`; the `occurrence`-th call (from 1)
  * of `call` fails, once, with `full` ? SQLITE_FULL : an SQLITE_IOERR code. call < 0: count only. */
 void sqlite_faults_arm(const char *marker, int call, int occurrence, int full);
+/* The code a failed read returns (default SQLITE_IOERR_READ; the unix VFS returns
+ * SQLITE_IOERR_CORRUPTFS for EIO). */
+void sqlite_faults_read_error(int code);
 /* Stops; returns 1 if the fault fired. */
 int sqlite_faults_disarm(void);
 /* Calls counted since arming. */
