@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+
+/// Regression tests for the holes the hostile-users campaign (`scripts/torture.d/hostile`,
+/// issue 8 item 5) found: `spoolctl` installed setgid (``SetgidInstallation``), an ordinary
+/// user attacking another's requests. Needs root, as CI has.
+@Suite(.serialized, .enabled(if: getuid() == 0, "needs root to create users and a setgid binary"))
+struct HostileCampaignTests {
+    /// An id with the time part of `id` and another random part: it names no request.
+    private func missing(like id: String) -> String {
+        let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz")
+        return String(id.prefix(10)) + String((0..<16).map { _ in alphabet.randomElement()! })
+    }
+
+    /// Status and cancel of another user's request answered "belongs to another user" (77), of
+    /// an id that names nothing "no request" (66): anyone could learn which ids exist (and, from
+    /// an id's time part, when a neighbour rented). Both now get the same answer.
+    @Test func anotherUsersRequestIsAnsweredLikeAMissingOne() throws {
+        let install = try SetgidInstallation("oracle")
+        let id = try install.submit(as: "spool-alice", customer: "alice@example.com")
+        let absent = missing(like: id)
+        for command in [["status"], ["status", "--json"], ["cancel"], ["cancel", "--json"]] {
+            let theirs = try install.run(as: "spool-bob", ["spoolctl", command[0], id] + command.dropFirst())
+            let nothing = try install.run(as: "spool-bob", ["spoolctl", command[0], absent] + command.dropFirst())
+            #expect(theirs.status == 77, "\(command): \(theirs.status) \(theirs.errors)")
+            #expect(theirs.status == nothing.status, "\(command): \(theirs.status) vs \(nothing.status)")
+            #expect(theirs.output.replacingOccurrences(of: id, with: "ID") == nothing.output.replacingOccurrences(of: absent, with: "ID"))
+            #expect(theirs.errors.replacingOccurrences(of: id, with: "ID") == nothing.errors.replacingOccurrences(of: absent, with: "ID"),
+                    "\(command): \(theirs.errors) vs \(nothing.errors)")
+        }
+        // The owner still sees it; root (an operator) is still told an unknown id is unknown.
+        #expect(try install.run(as: "spool-alice", ["spoolctl", "status", id]).status == 0)
+        #expect(try install.asRoot(["status", absent]).status == 66)
+        #expect(try install.asRoot(["status", id, "--json"]).output.contains("\"received\""))
+    }
+}
