@@ -53,12 +53,16 @@ public final class AllocatorStore: Sendable {
     ///   a database, the check fails, or its migrations table does not decode), after copying
     ///   it to `corrupt/`; the store is left in place and nothing is repaired or replaced.
     ///   Other failures (busy, full disk, permissions) are thrown as they are.
-    public init(spool: Spool) throws {
+    ///
+    /// With `readOnly` (for a process its caller may stop: a restricted `spoolctl units list`),
+    /// the existing store is opened through read-only connections: no lock file, no check, no
+    /// migration, no write, so nothing the allocator waits for; damage is reported in use.
+    public init(spool: Spool, readOnly: Bool = false) throws {
         self.spool = spool
         let path = try spool.directoryPath("allocator") + "/state.sqlite"
         self.path = path
         do {
-            database = try SpoolDatabase.open(path: path, label: "allocator", migrator: Self.migrator,
+            database = try SpoolDatabase.open(path: path, label: "allocator", readOnly: readOnly, migrator: Self.migrator,
                                               check: DatabaseDamage.quickCheck)
         } catch where DatabaseDamage.isDamage(error) {
             throw spool.keepDamagedDatabase(path: path, name: "allocator.state.sqlite", cause: error, remedy: Self.remedy)

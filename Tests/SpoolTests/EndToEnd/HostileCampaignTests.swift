@@ -33,4 +33,29 @@ struct HostileCampaignTests {
         #expect(try install.asRoot(["status", absent]).status == 66)
         #expect(try install.asRoot(["status", id, "--json"]).output.contains("\"received\""))
     }
+
+    /// `spoolctl units list` by an ordinary user opened the allocator's store for writing: it
+    /// took the store's lock file (waited for without bound by the allocator, operators and
+    /// reconcile: a user who stopped it there held them all up), checked, migrated and wrote
+    /// to the file (GRDB's WAL probe). Now it reads through read-only connections.
+    @Test func anOrdinaryUsersUnitsListWritesNothingAndHoldsNoLock() throws {
+        let install = try SetgidInstallation("units-list")
+        // Before the allocator has created its store: no units, and none created.
+        let empty = try install.run(as: "spool-bob", ["spoolctl", "units", "list"])
+        #expect(empty.status == 0 && empty.output.contains("no units"), "\(empty.status) \(empty.errors)")
+        #expect(!FileManager.default.fileExists(atPath: "\(install.spool)/allocator/state.sqlite"))
+        #expect(try install.asRoot(["units", "add", "A-1", "--size", "S"]).status == 0)
+        let store = "\(install.spool)/allocator/state.sqlite"
+        let before = try Data(contentsOf: URL(fileURLWithPath: store))
+        // The store's lock file, held by someone else (a stopped spoolctl would hold it so):
+        // an ordinary user's list neither waits for it nor takes it.
+        let lock = open("\(store).lock", O_RDWR | O_CLOEXEC)
+        try #require(lock >= 0 && flock(lock, LOCK_EX) == 0, "cannot hold the store's lock")
+        defer { close(lock) }
+        for arguments in [["units", "list"], ["units", "list", "--json"]] {
+            let result = try install.run(as: "spool-bob", ["timeout", "10", install.binary] + arguments)
+            #expect(result.status == 0 && result.output.contains("A-1"), "\(arguments): \(result.status) \(result.errors)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: store)) == before, "an ordinary user's units list wrote to the store")
+    }
 }
