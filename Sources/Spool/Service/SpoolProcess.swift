@@ -40,7 +40,8 @@ public enum SpoolProcess {
     /// - Ignores `SIGPIPE` (a hook that exits without reading its input costs an `EPIPE` on the
     ///   write, not the daemon) and `SIGXFSZ` (a write beyond `RLIMIT_FSIZE` fails with `EFBIG`,
     ///   which the writer cuts back and reports, instead of killing the process mid-write).
-    /// - In restricted mode (``isRestricted``): raises `RLIMIT_FSIZE` to its hard limit, sets
+    /// - In restricted mode (``isRestricted``): raises `RLIMIT_FSIZE` to its hard limit and the
+    ///   soft `RLIMIT_NOFILE` towards its hard limit (see ``hasTooFewDescriptors``), sets
     ///   `RLIMIT_CORE` to 0 (no core file holds spool data), and replaces the environment by
     ///   the variables ``keepsVariable(_:)`` accepts, the variables named in `names` (the caller
     ///   validates them, e.g. `SPOOL_CONFIG`) and `PATH=`\(safePath); descriptors above 2 that
@@ -72,8 +73,25 @@ public enum SpoolProcess {
         }
     }
 
+    /// The fewest descriptors a restricted process runs with: below that, SQLite or
+    /// libdispatch (which traps, `SIGILL`, when it cannot get one) fail midway.
+    public static let minimumDescriptors: rlim_t = 64
+
+    /// In restricted mode, whether the caller's hard `RLIMIT_NOFILE` is below
+    /// ``minimumDescriptors`` (the soft limit is raised to the hard one by ``prepare(keeping:)``):
+    /// the program should refuse at once (exit 74), before it opens anything.
+    public static var hasTooFewDescriptors: Bool {
+        var limit = rlimit()
+        guard isRestricted, getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return false }
+        return limit.rlim_cur < minimumDescriptors
+    }
+
     private static func resetLimits() {
         var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = min(limit.rlim_max, max(limit.rlim_cur, 1024))
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
         if getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != limit.rlim_max {
             limit.rlim_cur = limit.rlim_max
             _ = setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit)

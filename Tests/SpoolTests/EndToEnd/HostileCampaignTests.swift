@@ -58,4 +58,25 @@ struct HostileCampaignTests {
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: store)) == before, "an ordinary user's units list wrote to the store")
     }
+
+    /// A caller's tiny `RLIMIT_NOFILE`: an inventory listing that failed in SQLite escaped as a
+    /// usage-style error with exit 1 (not a documented code), and with one descriptor fewer
+    /// libdispatch trapped (SIGILL, exit 132). A restricted spoolctl now raises the soft limit
+    /// and refuses a hard limit below 64 at once, before it opens anything (exit 74).
+    @Test func tooFewDescriptorsAreRefusedWithADocumentedExitCode() throws {
+        let install = try SetgidInstallation("nofile")
+        #expect(try install.asRoot(["units", "add", "A-1", "--size", "S"]).status == 0)
+        let id = try install.submit(as: "spool-bob", customer: "bob@example.com")
+        for limit in [5, 11, 12, 40] {
+            for arguments in [["units", "list"], ["status", id], ["list"]] {
+                let result = try install.run(as: "spool-bob", ["prlimit", "--nofile=\(limit):\(limit)", install.binary] + arguments)
+                #expect(result.status == 74, "nofile \(limit) \(arguments): \(result.status) \(result.errors)")
+                #expect(result.errors == "spoolctl: too few file descriptors (RLIMIT_NOFILE): spoolctl needs at least 64\n",
+                        "nofile \(limit) \(arguments): \(result.errors)")
+            }
+        }
+        // A low soft limit alone is raised: the command works.
+        let soft = try install.run(as: "spool-bob", ["prlimit", "--nofile=11:4096", install.binary, "units", "list"])
+        #expect(soft.status == 0 && soft.output.contains("A-1"), "\(soft.status) \(soft.errors)")
+    }
 }
