@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from attacks import Families                       # noqa: E402
 from environment_ids import descriptors, environments, guessed_ids  # noqa: E402
 from runner import Runner                          # noqa: E402
-from setup import Installation                     # noqa: E402
+from setup import Installation, ensure_accounts   # noqa: E402
 from stopped import daemons_and_direct, stopped    # noqa: E402
 from victim import Victim                          # noqa: E402
 
@@ -34,7 +34,12 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--stops", type=int, default=None, help="stopped/blocked attacker processes (quick 4, full 60)")
+    parser.add_argument("--accounts-only", action="store_true", help="create the users and groups, nothing else")
     arguments = parser.parse_args()
+    if arguments.accounts_only:
+        ensure_accounts()
+        os.makedirs("/etc/self-storage", exist_ok=True)
+        return
     if os.environ.get("HOSTILE_NAMESPACE") != "1":
         os.environ["HOSTILE_NAMESPACE"] = "1"
         command = ["unshare", "--mount", "--propagation", "private", "--", sys.executable, os.path.abspath(__file__)] + sys.argv[1:]
@@ -72,10 +77,26 @@ def main():
     markers = [name for name in os.listdir(families.home) if name.startswith("MARKER")]
     if markers:
         runner.violation("outside", "planted code", f"the attacker's library, module or tool ran: {markers}")
+    write_records(install, victim, runner)
     users = 4   # the victim, the attacker, the bystander, the operator whose inventory change must not wait
-    print(f"RESULT hostile violations={len(runner.violations)} users={users} attacks={len(runner.kinds)} "
+    print(f"FIGURES violations={len(runner.violations)} users={users} attacks={len(runner.kinds)} "
           f"attempts={runner.attempts} seed={seed} seconds={int(time.monotonic() - started)}", flush=True)
     sys.exit(0 if not runner.violations else 1)
+
+
+def write_records(install, victim, runner):
+    """The harness's records for settle and check_invariants (scripts/torture.d/lib): the
+    installation directory as a base (spool.conf, spool/), every acknowledged submit, the
+    victim's acknowledged cancels, and problems (none: violations are counted here)."""
+    with open(os.path.join(install.base, "spool.conf"), "w") as handle:
+        handle.write(open(os.path.join(install.etc, "spool.conf")).read())
+    with open(os.path.join(install.base, "acked"), "w") as handle:
+        handle.writelines(f"{i}\n" for i in sorted(set(victim.ids + list(victim.own.values()) + runner.acked)))
+    with open(os.path.join(install.base, "cancels"), "w") as handle:
+        handle.writelines(f"{i}\n" for i in victim.cancelled)
+    open(os.path.join(install.base, "problems"), "w").close()
+    os.makedirs(os.path.join(install.base, "logs"), exist_ok=True)
+    os.makedirs(os.path.join(install.base, "pids"), exist_ok=True)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,14 @@ def environments(families):
                ["submit", "--customer", "m@example.net", "--contact", "m@example.net", "--size", "S", "--from", "2098-06-01", "--months", "1"]]
     if not families.full:
         targets = [targets[2]]
+    # The twin runs with a clean environment (and the victim's id swapped for nothing), once.
+    twins = {}
+    for target in targets:
+        twin = families.twin(target) or (list(target), {}, [("@@none@@", "@@none@@")])
+        twins[tuple(target)] = (twin[0], {}, twin[2])
     for env in hostile:
         for target in targets:
-            # The twin runs with a clean environment (and the victim's id swapped for nothing).
-            twin = families.twin(target) or (list(target), {}, [("@@none@@", "@@none@@")])
-            twin = (twin[0], {}, twin[2])
+            twin = twins[tuple(target)]
             submits = target[0] == "submit"
             yield Attempt("environment:" + "+".join(sorted(env)), ATTACKER, target, env=env, cwd=home,
                           twin=None if submits or target[0] == "queues" else twin, submits=submits,
@@ -58,7 +61,7 @@ def guessed_ids(families):
             identifier + " ", identifier + "/", "../" + identifier, "./" + identifier, f"{item_path}/{identifier}",
             f"../../queues/allocation/ready/{identifier}", identifier + "*", identifier[:25] + "%", identifier[:25] + "_",
             identifier + "' OR '1'='1", identifier + "\x01", identifier + "\u200b", identifier + "x" * 38,
-            identifier + "x" * 39, identifier * 40, identifier + "\t", "-" + identifier]
+            identifier + "x" * 39, identifier * 40, identifier + "\t", "--" + identifier]
         commands = [["status"], ["cancel"]] + ([["status", "--json"], ["cancel", "--json"]] if families.full else [])
         if not families.full:
             derived, commands = derived[:1] + derived[7:], [["status"]]
@@ -72,7 +75,7 @@ def guessed_ids(families):
     # Patterns for a customer: what matches is only ever the caller's own.
     customer = victim.customer
     for value in [customer, customer.upper(), "%", "_", "%" + customer[5:], customer[:5] + "%", "*", "' OR '1'='1",
-                  customer + " ", " " + customer, customer + "\n", customer.replace(".", "_"), customer * 200]:
+                  customer + " ", " " + customer, customer + "\n", customer.replace(".", "_"), customer * 200][:None if families.full else 6]:
         for command in [["status", "--customer", value]] + ([["status", "--customer", value, "--json"]] if families.full else []):
             yield Attempt("customer:" + shape(customer, value), ATTACKER, command)
     if families.full:

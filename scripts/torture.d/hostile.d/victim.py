@@ -31,6 +31,7 @@ class Victim:
         if result.returncode != 0:
             raise RuntimeError(f"cancel as the victim: {result.stderr.strip()}")
         self.ids = decided + queued
+        self.cancelled = [cancelled, queued[2]]
         self.states = {i: (install.status(i) or {}).get("state", "not visible") for i in self.ids}
         # The attacker and the bystander have requests of their own (queued), so their own
         # list is not empty and the answer to "mine" can be compared with "someone else's".
