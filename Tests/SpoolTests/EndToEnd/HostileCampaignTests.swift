@@ -79,4 +79,23 @@ struct HostileCampaignTests {
         let soft = try install.run(as: "spool-bob", ["prlimit", "--nofile=11:4096", install.binary, "units", "list"])
         #expect(soft.status == 0 && soft.output.contains("A-1"), "\(soft.status) \(soft.errors)")
     }
+
+    /// A locale variable naming a missing path (`LC_ALL=/nonexistent`, kept by the scrubbed
+    /// environment) crashed ICU under Foundation (SIGSEGV, exit 139) in every `--json` error
+    /// answer of the setgid spoolctl. Locale variables are now kept only with a locale name.
+    @Test func aLocaleNamingAPathDoesNotCrashSpoolctl() throws {
+        let install = try SetgidInstallation("locale")
+        let id = try install.submit(as: "spool-alice", customer: "alice@example.com")
+        for variable in ["LC_ALL", "LANG", "LC_MESSAGES"] {
+            for value in ["/nonexistent", "/nonexistent/x.UTF-8"] {
+                let status = try install.run(as: "spool-bob", ["spoolctl", "status", id, "--json"], environment: [variable: value])
+                #expect(status.status == 77 && status.output.contains("\"exit_code\" : 77"), "\(variable)=\(value): \(status.status) \(status.errors)")
+                let list = try install.run(as: "spool-bob", ["spoolctl", "list", "--state", "bogus", "--json"], environment: [variable: value])
+                #expect(list.status == 64 && list.output.contains("\"exit_code\" : 64"), "\(variable)=\(value): \(list.status) \(list.errors)")
+            }
+        }
+        // A locale name is still passed on.
+        let named = try install.run(as: "spool-bob", ["spoolctl", "list", "--state", "bogus", "--json"], environment: ["LANG": "C.UTF-8"])
+        #expect(named.status == 64, "\(named.status) \(named.errors)")
+    }
 }
