@@ -71,6 +71,7 @@ def main():
         for attempt in table():
             runner.attack(attempt)
         log(f"{name}: {runner.attempts - before} attempts, {len(runner.violations) - violations} violations")
+    timing(runner, families, 40 if full else 8, log)
     before, violations = runner.attempts, len(runner.violations)
     stopped(runner, families, arguments.stops if arguments.stops is not None else (60 if full else 4))
     log(f"stopped and blocked: {runner.attempts - before} attempts, {len(runner.violations) - violations} violations")
@@ -82,6 +83,24 @@ def main():
     print(f"FIGURES violations={len(runner.violations)} users={users} attacks={len(runner.kinds)} "
           f"attempts={runner.attempts} seed={seed} seconds={int(time.monotonic() - started)}", flush=True)
     sys.exit(0 if not runner.violations else 1)
+
+
+def timing(runner, families, count, log):
+    """Reported, not judged: the median time of `status` for the victim's request (in the
+    index) and for an id that names nothing (looked up in the index, the queue, the journal)."""
+    from runner import Attempt
+    victim, rng = families.victim, families.rng
+    medians = []
+    for name, make in [("victim's", lambda: victim.ids[1]), ("missing", lambda: families_fake(rng, victim.ids[1]))]:
+        times = sorted(runner.run(Attempt("timing", "spool-mallory", ["status", make()]))[1] for _ in range(count))
+        medians.append(f"{name} {times[len(times) // 2] * 1000:.0f} ms")
+    runner.kinds.add("timing")
+    log(f"timing of status (median of {count}, not judged): " + ", ".join(medians))
+
+
+def families_fake(rng, like):
+    from victim import fake_id
+    return fake_id(rng, like)
 
 
 def write_records(install, victim, runner):

@@ -69,7 +69,7 @@ def guessed_ids(families):
             for command in commands:
                 twin_value = derive_twin(identifier, value, rng)
                 argv = command[:1] + [value] + command[1:]
-                for user in ATTACKERS if families.full else [ATTACKER]:
+                for user in ATTACKERS if families.full and command == ["status"] else [ATTACKER]:
                     yield Attempt("id:" + shape(identifier, value), user, argv,
                                   twin=(command[:1] + [twin_value] + command[1:], {}, [(value, twin_value)]))
     # Patterns for a customer: what matches is only ever the caller's own.
@@ -112,10 +112,13 @@ def descriptors(families):
     for target in (reads if families.full else [reads[1]]) + [submit]:
         submits = target[0] == "submit"
         common = dict(cwd=home, submits=submits, units_allowed=target[:2] == ["units", "list"])
-        for close in [(0,), (1,), (2,), (0, 1, 2), (1, 2)]:
-            yield Attempt("fd:closed-" + "".join(map(str, close)), ATTACKER, target, close=close, **common)
-        yield Attempt("fd:dev-full", ATTACKER, target, redirect={1: "/dev/full"}, **common)
-        yield Attempt("fd:inherited", ATTACKER, target, pass_fds=(extra, directory), **common)
+        if families.full or not submits:
+            for close in [(0,), (1,), (2,), (0, 1, 2), (1, 2)]:
+                yield Attempt("fd:closed-" + "".join(map(str, close)), ATTACKER, target, close=close, **common)
+            yield Attempt("fd:dev-full", ATTACKER, target, redirect={1: "/dev/full"}, **common)
+            yield Attempt("fd:inherited", ATTACKER, target, pass_fds=(extra, directory), **common)
+        if not families.full and not submits:
+            continue
         for name, limit in [("fsize-1", {resource.RLIMIT_FSIZE: (1, 1)}), ("fsize-soft", {resource.RLIMIT_FSIZE: (1, resource.RLIM_INFINITY)}),
                             ("nofile-5", {resource.RLIMIT_NOFILE: (5, 5)}), ("nofile-12", {resource.RLIMIT_NOFILE: (12, 12)}),
                             ("core-max", {resource.RLIMIT_CORE: (resource.RLIM_INFINITY, resource.RLIM_INFINITY)})]:

@@ -85,6 +85,8 @@ class Runner:
         except subprocess.TimeoutExpired as timeout:
             outcome = ("timeout", _text(timeout.stdout), _text(timeout.stderr))
         self.attempts += 1
+        if self.attempts % 500 == 0:
+            self.log(f"{self.attempts} attempts, {len(self.violations)} violations")
         if outcome[0] == 0 and len(argv) > 1 and argv[1] == "submit":
             self.acked += re.findall(r"\b0[0-9a-z]{25}\b", outcome[1])
         return outcome, time.monotonic() - started
@@ -122,6 +124,8 @@ class Runner:
                                f"a missing one {theirs!r}")
         after = snapshot(self.install.spool)
         changed = differences(self.baseline, after)
+        if changed:
+            self.twins.clear()   # a cached answer (a list) may be stale now
         if attempt.submits:
             changed = [c for c in changed if not allowed_by_submit(c)]
         if changed:
