@@ -79,7 +79,7 @@ def main():
     if markers:
         runner.violation("outside", "planted code", f"the attacker's library, module or tool ran: {markers}")
     write_records(install, victim, runner)
-    users = 4   # the victim, the attacker, the bystander, the operator whose inventory change must not wait
+    users = 4   # the victim, the attacker, the bystander, the daemon user whose reconcile must not wait
     print(f"FIGURES violations={len(runner.violations)} users={users} attacks={len(runner.kinds)} "
           f"attempts={runner.attempts} seed={seed} seconds={int(time.monotonic() - started)}", flush=True)
     sys.exit(0 if not runner.violations else 1)
