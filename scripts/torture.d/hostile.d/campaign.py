@@ -81,7 +81,8 @@ def main():
     write_records(install, victim, runner)
     users = 4   # the victim, the attacker, the bystander, the daemon user whose reconcile must not wait
     print(f"FIGURES violations={len(runner.violations)} users={users} attacks={len(runner.kinds)} "
-          f"attempts={runner.attempts} seed={seed} seconds={int(time.monotonic() - started)}", flush=True)
+          f"attempts={runner.attempts} delayed_reconciles={runner.delayed_reconciles} seed={seed} "
+          f"seconds={int(time.monotonic() - started)}", flush=True)
     sys.exit(0 if not runner.violations else 1)
 
 

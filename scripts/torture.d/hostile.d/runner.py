@@ -43,6 +43,7 @@ class Runner:
         self.attempts = 0
         self.acked = []                   # ids of acknowledged submits (printed, exit 0)
         self.twins = {}                   # answers to twins (ids that name nothing), asked once
+        self.delayed_reconciles = 0       # reconciles delayed by a stopped reader (documented)
         self.kinds = set()
         self.violations = []
         self.baseline = snapshot(install.spool)

@@ -13,6 +13,11 @@ from runner import Attempt
 from setup import ATTACKER, CLEAN_PATH, DAEMON, SPOOL_GROUP, VICTIM
 
 BOUND = 15
+# Documented (docs/reliability.md, "The setgid trust boundary", not promised): a reader stopped
+# inside its read transaction keeps reconcile's wal_checkpoint(TRUNCATE) waiting for its busy
+# timeout (30 s), after which reconcile reports the failure (74 or 75); everything else it does
+# is done by then. So reconcile gets 30 s more and those codes; the others get BOUND and exit 0.
+RECONCILE_BOUND, RECONCILE_CODES = BOUND + 30, {0, 74, 75}
 
 
 def others(install, victim, sequence):
@@ -22,6 +27,14 @@ def others(install, victim, sequence):
             ("victim status", [install.spoolctl, "status", victim.ids[1]], VICTIM),
             ("daemon reconcile", [install.spoolctl, "reconcile"], DAEMON),
             ("root units add", [install.spoolctl, "units", "add", f"S-{sequence}", "--size", "M"], "root")]
+
+
+def acceptable(what, code, elapsed):
+    """Whether `what` finished as promised while the attacker's spoolctl was stopped; and
+    whether it was the documented delay of reconcile's checkpoint."""
+    if what == "daemon reconcile":
+        return code in RECONCILE_CODES, code != 0 or elapsed > BOUND
+    return code == 0, False
 
 
 def stopped(runner, families, stops):
@@ -59,11 +72,12 @@ def stopped(runner, families, stops):
         label = f"{kind} {' '.join(command)[:60]} #{sequence}"
         for what, argv, who in others(install, victim, sequence):
             started = time.monotonic()
+            bound = RECONCILE_BOUND if what == "daemon reconcile" else BOUND
             try:
                 if who == "root":
-                    result = install.as_root(argv[1:], timeout=BOUND)
+                    result = install.as_root(argv[1:], timeout=bound)
                 else:
-                    result = install.as_user(who, argv, timeout=BOUND)
+                    result = install.as_user(who, argv, timeout=bound)
                 code = result.returncode
                 if code == 0 and argv[1] == "submit":
                     runner.acked += re.findall(r"\b0[0-9a-z]{25}\b", result.stdout)
@@ -71,8 +85,12 @@ def stopped(runner, families, stops):
                 code = "timeout"
             runner.attempts += 1
             elapsed = time.monotonic() - started
-            if code != 0:
+            ok, delayed = acceptable(what, code, elapsed)
+            if not ok:
                 runner.violation("held", label, f"{what} while the attacker's spoolctl is {kind}: exit {code} after {elapsed:.1f} s")
+            elif delayed:
+                runner.delayed_reconciles += 1
+                runner.log(f"{label}: reconcile exit {code} after {elapsed:.1f} s (documented: a stopped reader delays its checkpoint)")
         process.send_signal(signal.SIGKILL if sequence % 2 == 0 else signal.SIGCONT)
         os.close(read_end)   # a blocked writer gets EPIPE now
         try:
