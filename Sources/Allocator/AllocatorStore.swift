@@ -54,12 +54,17 @@ public final class AllocatorStore: Sendable {
     ///   (see ``confirmDamage(_:)``), after copying it to `corrupt/`; the store is left in
     ///   place and nothing is repaired or replaced. Other failures (busy, full disk,
     ///   permissions, I/O) are thrown as they are.
-    public init(spool: Spool) throws {
+    ///
+    /// With `readOnly` (for a process its caller may stop: a restricted `spoolctl units list`),
+    /// the existing store is opened through read-only connections: no lock file, no check, no
+    /// migration, no write, so nothing the allocator waits for; damage is reported in use.
+    public init(spool: Spool, readOnly: Bool = false) throws {
         self.spool = spool
         let path = try spool.directoryPath("allocator") + "/state.sqlite"
         self.path = path
         let open = {
-            try SpoolDatabase.open(path: path, label: "allocator", migrator: Self.migrator, check: DatabaseDamage.quickCheck)
+            try SpoolDatabase.open(path: path, label: "allocator", readOnly: readOnly, migrator: Self.migrator,
+                                   check: DatabaseDamage.quickCheck)
         }
         do {
             database = try open()

@@ -140,8 +140,9 @@ public final class IntakeService: Sendable {
     /// Requests cancellation of request `id`. Cancelling twice is harmless. A request the
     /// allocator has not started on is withdrawn from its queue, so it is never assigned.
     ///
-    /// - Throws: ``IntakeError``: 66 for an unknown id, 77 for another user's request, 74/75 for
-    ///   I/O failures.
+    /// - Throws: ``IntakeError``: 77 for another user's request or (to a caller who is not an
+    ///   operator) an unknown id, 66 for an unknown id asked for by an operator, 74/75 for I/O
+    ///   failures.
     public func cancel(_ id: String, caller: Caller) throws(IntakeError) -> Cancellation {
         var current = try status(id, caller: caller)
         switch current.state {
@@ -184,7 +185,8 @@ public final class IntakeService: Sendable {
 
     /// The status of request `id`.
     ///
-    /// - Throws: ``IntakeError``: 66 if there is no such request, 77 if it is another user's.
+    /// - Throws: ``IntakeError``: 77 if it is another user's, or (for a caller who is not an
+    ///   operator) if there is no such request; 66 if an operator asks for an unknown id.
     public func status(_ id: String, caller: Caller) throws(IntakeError) -> RentalStatus {
         guard ItemID(id) != nil else { throw IntakeError(.badData, "\(id.echoed) is not a request id") }
         var found: RentalStatus?
@@ -213,9 +215,11 @@ public final class IntakeService: Sendable {
                 throw IntakeError(.ioError, "cannot read request \(id): the journal is unreadable: \(error)")
             }
         }
-        guard let status = found else { throw IntakeError(.noInput, "no request \(id)") }
-        guard caller.mayAccess(requestSubmittedBy: status.submittedBy) else {
-            throw IntakeError(.notPermitted, "request \(id) belongs to another user")
+        // To a caller who may not see every request, another user's request and no request at
+        // all get the same answer: which ids exist is not theirs to learn.
+        guard let status = found, caller.mayAccess(requestSubmittedBy: status.submittedBy) else {
+            if caller.isOperator { throw IntakeError(.noInput, "no request \(id)") }
+            throw IntakeError(.notPermitted, "request \(id) does not exist or belongs to another user")
         }
         return status
     }

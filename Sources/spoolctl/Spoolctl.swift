@@ -51,6 +51,10 @@ struct Spoolctl: ParsableCommand {
     /// line that cannot be written is dropped (the exit code still tells).
     static func main() {
         SpoolProcess.prepare(keeping: SystemConfiguration.environmentVariables)
+        if SpoolProcess.hasTooFewDescriptors {
+            complain("too few file descriptors (RLIMIT_NOFILE): spoolctl needs at least \(SpoolProcess.minimumDescriptors)")
+            Foundation.exit(IntakeError.Code.ioError.rawValue)
+        }
         let arguments = normalizedArguments(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(arguments)

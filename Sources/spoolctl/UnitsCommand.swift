@@ -21,6 +21,24 @@ struct Units: ParsableCommand {
         }
     }
 
+    /// The store for reading the inventory. In restricted mode it is opened read-only (nil when
+    /// the allocator has not created it yet): a caller who stops spoolctl then holds no lock the
+    /// allocator or an operator waits for, and nothing was written.
+    static func readableStore(_ global: GlobalOptions) throws -> (AllocatorStore?, SystemConfiguration) {
+        guard SpoolProcess.isRestricted else {
+            let (store, configuration) = try store(global, operatorAction: nil)
+            return (store, configuration)
+        }
+        let configuration = try global.configuration()
+        do {
+            let spool = try Spool(path: configuration.spoolRoot, create: true)
+            guard FileManager.default.fileExists(atPath: try spool.directoryPath("allocator") + "/state.sqlite") else { return (nil, configuration) }
+            return (try AllocatorStore(spool: spool, readOnly: true), configuration)
+        } catch {
+            throw Failure(IntakeError.mapping(error, doing: "opening the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
+        }
+    }
+
     /// The exit code of an inventory refusal: 66 for an unknown unit, 65 for the rest.
     static func failure(_ error: InventoryError, _ global: GlobalOptions, details: [String] = []) -> Failure {
         if case .unknownUnit = error { return Failure(IntakeError(.noInput, error.description), json: global.json) }
@@ -150,8 +168,11 @@ struct Units: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            let (store, _) = try Units.store(global, operatorAction: nil)
-            let units = try global.reporting { try store.units() }
+            let (store, configuration) = try Units.readableStore(global)
+            let units: [StorageUnit]
+            do { units = try store?.units() ?? [] } catch {
+                throw Failure(IntakeError.mapping(error, doing: "reading the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
+            }
             if global.json { try printJSON(units); return }
             guard !units.isEmpty else { try emit("no units"); return }
             try emit(Table(headers: ["UNIT", "SIZE", "SITE", "IN SERVICE"],

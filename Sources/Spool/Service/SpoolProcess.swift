@@ -24,6 +24,19 @@ public enum SpoolProcess {
         name == "TERM" || name == "TZ" || name == "LANG" || name == "LANGUAGE" || name.hasPrefix("LC_")
     }
 
+    /// Whether a restricted process keeps `value` for the locale variable `name` (`LANG`,
+    /// `LANGUAGE`, `LC_*`): a locale name (letters, digits, `_`, `.`, `-`, `@`, and `:` between
+    /// the names `LANGUAGE` lists), at most 64 bytes, never a path. ICU, under Foundation, crashed
+    /// (SIGSEGV) on a locale naming a path (`LC_ALL=/x`) in every `--json` error answer; glibc
+    /// itself ignores such names in a setgid program.
+    public static func keepsLocale(_ name: String, _ value: String) -> Bool {
+        guard name == "LANG" || name == "LANGUAGE" || name.hasPrefix("LC_") else { return true }
+        return value.utf8.count <= 64 && !value.hasPrefix(".") && value.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                || byte == 0x5f || byte == 0x2e || byte == 0x2d || byte == 0x40 || byte == 0x3a
+        }
+    }
+
     /// `PATH` in a restricted process.
     public static let safePath = "/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -40,9 +53,11 @@ public enum SpoolProcess {
     /// - Ignores `SIGPIPE` (a hook that exits without reading its input costs an `EPIPE` on the
     ///   write, not the daemon) and `SIGXFSZ` (a write beyond `RLIMIT_FSIZE` fails with `EFBIG`,
     ///   which the writer cuts back and reports, instead of killing the process mid-write).
-    /// - In restricted mode (``isRestricted``): raises `RLIMIT_FSIZE` to its hard limit, sets
+    /// - In restricted mode (``isRestricted``): raises `RLIMIT_FSIZE` to its hard limit and the
+    ///   soft `RLIMIT_NOFILE` towards its hard limit (see ``hasTooFewDescriptors``), sets
     ///   `RLIMIT_CORE` to 0 (no core file holds spool data), and replaces the environment by
-    ///   the variables ``keepsVariable(_:)`` accepts, the variables named in `names` (the caller
+    ///   the variables ``keepsVariable(_:)`` accepts (locale variables only with a locale name,
+    ///   see ``keepsLocale(_:_:)``), the variables named in `names` (the caller
     ///   validates them, e.g. `SPOOL_CONFIG`) and `PATH=`\(safePath); descriptors above 2 that
     ///   the caller left open are marked close-on-exec.
     public static func prepare(keeping names: Set<String> = []) {
@@ -72,8 +87,25 @@ public enum SpoolProcess {
         }
     }
 
+    /// The fewest descriptors a restricted process runs with: below that, SQLite or
+    /// libdispatch (which traps, `SIGILL`, when it cannot get one) fail midway.
+    public static let minimumDescriptors: rlim_t = 64
+
+    /// In restricted mode, whether the caller's hard `RLIMIT_NOFILE` is below
+    /// ``minimumDescriptors`` (the soft limit is raised to the hard one by ``prepare(keeping:)``):
+    /// the program should refuse at once (exit 74), before it opens anything.
+    public static var hasTooFewDescriptors: Bool {
+        var limit = rlimit()
+        guard isRestricted, getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return false }
+        return limit.rlim_cur < minimumDescriptors
+    }
+
     private static func resetLimits() {
         var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = min(limit.rlim_max, max(limit.rlim_cur, 1024))
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
         if getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != limit.rlim_max {
             limit.rlim_cur = limit.rlim_max
             _ = setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit)
@@ -90,8 +122,8 @@ public enum SpoolProcess {
         while let entry = pointer.pointee {
             let text = String(cString: entry)
             if let equals = text.firstIndex(of: "=") {
-                let name = String(text[..<equals])
-                if keepsVariable(name) || names.contains(name) { kept.append((name, String(text[text.index(after: equals)...]))) }
+                let name = String(text[..<equals]), value = String(text[text.index(after: equals)...])
+                if (keepsVariable(name) && keepsLocale(name, value)) || names.contains(name) { kept.append((name, value)) }
             }
             pointer += 1
         }
