@@ -77,6 +77,8 @@ torture_init() {
     TORTURE_ENV=(${TORTURE_ENV[@]+"${TORTURE_ENV[@]}"})
     TORTURE_BG_PIDS=()
     trap torture_cleanup EXIT
+    trap 'exit 143' TERM  # so that the EXIT trap cleans up when the driver's timeout stops us
+    trap 'exit 130' INT
     torture_log "mode=$TORTURE_MODE seed=$TORTURE_SEED (rerun: --seed $TORTURE_SEED) work=$TORTURE_WORK bin=$TORTURE_BIN"
 }
 
