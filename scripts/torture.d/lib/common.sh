@@ -146,7 +146,8 @@ torture_finish() {
     torture_cleanup
     if [ "$violations" = 0 ] && [ "$TORTURE_OWN_WORK" = 1 ] && [ "$TORTURE_KEEP" = 0 ]; then
         rm -rf "$TORTURE_WORK"
-    else
+    elif [ "$violations" != 0 ] || [ "$TORTURE_OWN_WORK" = 1 ]; then
+        # (a passing run in the driver's directory: the driver removes it)
         torture_log "work directory kept: $TORTURE_WORK"
     fi
     [ "$violations" = 0 ]
