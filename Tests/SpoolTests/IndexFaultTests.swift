@@ -4,76 +4,78 @@ import SQLiteFaults
 import Testing
 @testable import Spool
 
-/// Fault injection into the status index. SQLite does its own file I/O, so its seam is a VFS
-/// (`Tests/SQLiteFaults`) that fails the n-th open, read, write, truncate, sync, size, delete,
-/// lock or shared-memory map of the index's files with an I/O error or a full disk.
-@Suite(.serialized) struct IndexFaultTests {
-    private let calls: [(Int32, String)] = [
-        (Int32(SQLITE_FAULT_OPEN.rawValue), "open"), (Int32(SQLITE_FAULT_READ.rawValue), "read"),
-        (Int32(SQLITE_FAULT_WRITE.rawValue), "write"), (Int32(SQLITE_FAULT_TRUNCATE.rawValue), "truncate"),
-        (Int32(SQLITE_FAULT_SYNC.rawValue), "sync"), (Int32(SQLITE_FAULT_FILE_SIZE.rawValue), "size"),
-        (Int32(SQLITE_FAULT_DELETE.rawValue), "delete"), (Int32(SQLITE_FAULT_LOCK.rawValue), "lock"),
-        (Int32(SQLITE_FAULT_SHM_MAP.rawValue), "shm-map"),
-    ]
+extension SQLiteFaultInjection {
+    /// Fault injection into the status index. SQLite does its own file I/O, so its seam is a VFS
+    /// (`Tests/SQLiteFaults`) that fails the n-th open, read, write, truncate, sync, size, delete,
+    /// lock or shared-memory map of the index's files with an I/O error or a full disk.
+    @Suite struct IndexFaultTests {
+        private let calls: [(Int32, String)] = [
+            (Int32(SQLITE_FAULT_OPEN.rawValue), "open"), (Int32(SQLITE_FAULT_READ.rawValue), "read"),
+            (Int32(SQLITE_FAULT_WRITE.rawValue), "write"), (Int32(SQLITE_FAULT_TRUNCATE.rawValue), "truncate"),
+            (Int32(SQLITE_FAULT_SYNC.rawValue), "sync"), (Int32(SQLITE_FAULT_FILE_SIZE.rawValue), "size"),
+            (Int32(SQLITE_FAULT_DELETE.rawValue), "delete"), (Int32(SQLITE_FAULT_LOCK.rawValue), "lock"),
+            (Int32(SQLITE_FAULT_SHM_MAP.rawValue), "shm-map"),
+        ]
 
-    private let update = [
-        IndexEvent(entity: "r1", version: 2, state: "assigned", at: 2, keys: ["customer": "alice"], document: #"{"unit":"A-1"}"#),
-        IndexEvent(entity: "r2", version: 1, state: "received", at: 3, keys: ["customer": "bob"]),
-    ]
+        private let update = [
+            IndexEvent(entity: "r1", version: 2, state: "assigned", at: 2, keys: ["customer": "alice"], document: #"{"unit":"A-1"}"#),
+            IndexEvent(entity: "r2", version: 1, state: "received", at: 3, keys: ["customer": "bob"]),
+        ]
 
-    /// An index holding r1 at version 1, opened through the faulty VFS.
-    private func preparedIndex(_ marker: String) throws -> StatusIndex {
-        let directory = TemporaryDirectory(marker)
-        let index = try StatusIndex(path: directory.sub("status.sqlite"))
-        try index.apply([IndexEvent(entity: "r1", version: 1, state: "received", at: 1, keys: ["customer": "alice"])])
-        return index
-    }
+        /// An index holding r1 at version 1, opened through the faulty VFS.
+        private func preparedIndex(_ marker: String) throws -> StatusIndex {
+            let directory = TemporaryDirectory(marker)
+            let index = try StatusIndex(path: directory.sub("status.sqlite"))
+            try index.apply([IndexEvent(entity: "r1", version: 1, state: "received", at: 1, keys: ["customer": "alice"])])
+            return index
+        }
 
-    private func isUnchanged(_ path: String) throws -> Bool {
-        let reader = try StatusIndex(path: path, readOnly: true)
-        return try reader.dump().map { "\($0.entity)@\($0.version)" } == ["r1@1"]
-    }
+        private func isUnchanged(_ path: String) throws -> Bool {
+            let reader = try StatusIndex(path: path, readOnly: true)
+            return try reader.dump().map { "\($0.entity)@\($0.version)" } == ["r1@1"]
+        }
 
-    private func isUpdated(_ path: String) throws -> Bool {
-        let reader = try StatusIndex(path: path, readOnly: true)
-        return try reader.dump().map { "\($0.entity)@\($0.version)" } == ["r1@2", "r2@1"]
-    }
+        private func isUpdated(_ path: String) throws -> Bool {
+            let reader = try StatusIndex(path: path, readOnly: true)
+            return try reader.dump().map { "\($0.entity)@\($0.version)" } == ["r1@2", "r2@1"]
+        }
 
-    @Test func indexUpdateFailsCleanlyAndRetrySucceeds() throws {
-        #expect(sqlite_faults_install() == 0)
-        let marker = "faulty-index-\(getpid())"
-        // Learn the calls one update makes.
-        let probe = try preparedIndex(marker)
-        sqlite_faults_arm(marker, -1, 0, 0)
-        try probe.apply(update)
-        sqlite_faults_disarm()
-        let counts = calls.map { (call: $0.0, name: $0.1, count: Int(sqlite_faults_count($0.0))) }.filter { $0.count > 0 }
-        #expect(counts.contains { $0.name == "write" })
+        @Test func indexUpdateFailsCleanlyAndRetrySucceeds() throws {
+            #expect(sqlite_faults_install() == 0)
+            let marker = "faulty-index-\(getpid())"
+            // Learn the calls one update makes.
+            let probe = try preparedIndex(marker)
+            sqlite_faults_arm(marker, -1, 0, 0)
+            try probe.apply(update)
+            sqlite_faults_disarm()
+            let counts = calls.map { (call: $0.0, name: $0.1, count: Int(sqlite_faults_count($0.0))) }.filter { $0.count > 0 }
+            #expect(counts.contains { $0.name == "write" })
 
-        var failures = 0
-        for entry in counts {
-            for occurrence in 1...entry.count {
-                for full in [Int32(0), 1] {
-                    let index = try preparedIndex(marker)
-                    sqlite_faults_arm(marker, entry.call, Int32(occurrence), full)
-                    let label = "\(entry.name) #\(occurrence)\(full == 1 ? " (disk full)" : "")"
-                    do {
-                        try index.apply(update)
-                        sqlite_faults_disarm()  // a fault SQLite tolerated: the update must be whole
-                    } catch let error as DatabaseError {
-                        sqlite_faults_disarm()
-                        failures += 1
-                        let specific: [ResultCode] = [.SQLITE_IOERR, .SQLITE_FULL, .SQLITE_CANTOPEN]
-                        #expect(specific.contains(error.resultCode), "\(label): \(error)")
-                        #expect(try isUnchanged(index.path), "\(label): a failed update left a trace")
-                        try index.apply(update)
+            var failures = 0
+            for entry in counts {
+                for occurrence in 1...entry.count {
+                    for full in [Int32(0), 1] {
+                        let index = try preparedIndex(marker)
+                        sqlite_faults_arm(marker, entry.call, Int32(occurrence), full)
+                        let label = "\(entry.name) #\(occurrence)\(full == 1 ? " (disk full)" : "")"
+                        do {
+                            try index.apply(update)
+                            sqlite_faults_disarm()  // a fault SQLite tolerated: the update must be whole
+                        } catch let error as DatabaseError {
+                            sqlite_faults_disarm()
+                            failures += 1
+                            let specific: [ResultCode] = [.SQLITE_IOERR, .SQLITE_FULL, .SQLITE_CANTOPEN]
+                            #expect(specific.contains(error.resultCode), "\(label): \(error)")
+                            #expect(try isUnchanged(index.path), "\(label): a failed update left a trace")
+                            try index.apply(update)
+                        }
+                        #expect(try isUpdated(index.path), "\(label)")
                     }
-                    #expect(try isUpdated(index.path), "\(label)")
                 }
             }
+            print("index faults: \(counts.map { "\($0.name)×\($0.count)" }), \(failures) surfaced")
+            #expect(failures > 0)
         }
-        print("index faults: \(counts.map { "\($0.name)×\($0.count)" }), \(failures) surfaced")
-        #expect(failures > 0)
     }
 }
 
