@@ -24,8 +24,10 @@ both daemons until the queues drain, `spoolctl reconcile --rebuild-index`, and t
 Stdlib only. Prints progress lines and one `RESULT corruption …` line; exit 0 iff no violation.
 """
 import argparse
+import concurrent.futures
 import json
 import os
+import queue
 import random
 import re
 import shutil
@@ -63,6 +65,7 @@ class Campaign:
                              "violations": 0} for kind in args.kinds}
         self.baseline = {}
         self.manifest = []
+        self.keyed = {}
 
     # ---------------------------------------------------------------- processes
 
@@ -167,6 +170,8 @@ class Campaign:
             raise SystemExit(f"corruption: setup: submit failed ({rc}): {err.strip()}")
         request = json.loads(out)["id"]
         self.manifest.append(request)
+        if key:
+            self.keyed[f"key-{number}"] = {"arguments": arguments, "id": request}
         return request
 
     def cancel(self, root, request):
@@ -249,7 +254,7 @@ class Campaign:
         if self.queue_depth(root) < 5:
             raise SystemExit("corruption: setup: expected queued items")
         with open(os.path.join(root, "manifest.json"), "w") as handle:
-            json.dump(self.manifest, handle)
+            json.dump({"manifest": self.manifest, "keyed": self.keyed}, handle)
         shutil.copytree(root, self.pristine, symlinks=True)
 
     # ---------------------------------------------------------------- mutation
@@ -462,32 +467,63 @@ class Campaign:
                     seen[outcome] = True
         return problems
 
-    def trial(self, kind, number, rng):
-        shutil.rmtree(self.trial_root, ignore_errors=True)
-        shutil.copytree(self.pristine, self.trial_root, symlinks=True)
+    def trial(self, kind, number, rng, root):
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(self.pristine, root, symlinks=True)
         targets = self.targets(kind)
         if not targets:
             return None
-        target = rng.choice(targets).replace(self.pristine, self.trial_root, 1)
+        target = rng.choice(targets).replace(self.pristine, root, 1)
         description = self.mutate(target, rng)
-        label = f"{kind} #{number} {os.path.relpath(target, self.trial_root)} {description}"
-        before = self.corrupt_listing(self.trial_root)
+        label = f"{kind} #{number} {os.path.relpath(target, root)} {description}"
+        before = self.corrupt_listing(root)
         if kind == "import":
-            return label, self.trial_import(target)
-        seen = self.run_system(self.trial_root, rng)
+            return label, self.trial_import(root, target)
+        resubmit = []
+        if kind == "idempotency":
+            resubmit = self.resubmit(root, os.path.basename(target))
+        seen = self.run_system(root, rng)
+        seen["commands"] += resubmit
         if kind == "config" and self.config_refused(seen):
             # Refused with the file and line: after the operator repairs it, nothing may be lost.
-            problems = self.judge(kind, self.trial_root, seen, before, description)[0]
+            problems = self.judge(kind, root, seen, before, description)[0]
             problems = [p for p in problems if not p.startswith("silent:")]
             shutil.copyfile(os.path.join(self.pristine, "spool.conf"), target)
-            seen = self.run_system(self.trial_root, rng)
-            again = self.judge("config-repaired", self.trial_root, seen, before, description)
+            seen = self.run_system(root, rng)
+            again = self.judge("config-repaired", root, seen, before, description)
             return label + " (refused; repaired)", (problems + again[0], True, again[2], again[3])
-        return label, self.judge(kind, self.trial_root, seen, before, description)
+        result = self.judge(kind, root, seen, before, description)
+        if kind == "idempotency":
+            result[0].extend(self.judge_resubmit(os.path.basename(target), resubmit))
+        return label, result
 
-    def trial_import(self, path):
+    def resubmit(self, root, record):
+        """Submits again the request whose key record `record` (`<uid>-<key>`) was damaged."""
+        key = record.split("-", 1)[1] if "-" in record else record
+        if key not in self.keyed:
+            return []
+        return [("submit again --idempotency-key " + key, *self.ctl(root, *self.keyed[key]["arguments"]))]
+
+    def judge_resubmit(self, record, resubmit):
+        """The same key and data again: the first id, or a refusal (65); never a second request."""
+        problems = []
+        for what, rc, out, err in resubmit:
+            key = record.split("-", 1)[1]
+            if rc == 0:
+                try:
+                    answer = json.loads(out)
+                except ValueError:
+                    problems.append(f"{what}: unreadable output {out[:100]!r}")
+                    continue
+                if answer.get("id") != self.keyed[key]["id"]:
+                    problems.append(f"duplicate: {what} created a second request {answer.get('id')} "
+                                    f"instead of {self.keyed[key]['id']}")
+            elif rc != 65:
+                problems.append(f"{what}: exit {rc}: {err.strip()[:200]}")
+        return problems
+
+    def trial_import(self, root, path):
         """The mutated import file: all or nothing, no crash."""
-        root = self.trial_root
         rc0, before, _ = self.ctl(root, "units", "list", "--json")
         rc, out, err = self.ctl(root, "units", "import", os.path.basename(path))
         rc1, after, _ = self.ctl(root, "units", "list", "--json")
@@ -524,15 +560,34 @@ class Campaign:
             raise SystemExit(f"corruption: baseline: reconcile exited {seen['reconcile1'][1]}/{seen['reconcile2'][1]}")
         print(f"corruption: baseline ok: {len(self.manifest)} requests terminal, reconcile 0", flush=True)
         rng = random.Random(self.args.seed)
-        for kind in self.args.kinds:
-            stats = self.stats[kind]
-            for number in range(1, self.args.per_kind + 1):
+        plan = [(kind, number, rng.getrandbits(64)) for kind in self.args.kinds
+                for number in range(1, self.args.per_kind + 1)]
+        roots = queue.Queue()
+        for job in range(self.args.jobs):
+            roots.put(os.path.join(self.work, f"trial-{job}"))
+
+        def one(step):
+            kind, number, seed = step
+            root = roots.get()
+            try:
                 clock = time.monotonic()
-                result = self.trial(kind, number, random.Random(rng.getrandbits(64)))
-                took = time.monotonic() - clock
+                result = self.trial(kind, number, random.Random(seed), root)
+                kept = None
+                if result and result[1][0] and self.args.keep_failures:
+                    kept = os.path.join(self.work, f"failed-{kind}-{number}")
+                    shutil.rmtree(kept, ignore_errors=True)
+                    shutil.copytree(root, kept, symlinks=True)
+                return step, result, time.monotonic() - clock
+            finally:
+                roots.put(root)
+
+        pool = concurrent.futures.ThreadPoolExecutor(self.args.jobs)
+        outcomes = pool.map(one, plan)  # in order, as they finish
+        for (kind, number, _), result, took in outcomes:
+            stats = self.stats[kind]
+            if True:
                 if result is None:
-                    print(f"corruption: no file of kind {kind}", flush=True)
-                    break
+                    continue
                 label, (problems, detected, lost, changed) = result
                 stats["mutations"] += 1
                 stats["detected"] += bool(detected)
@@ -546,12 +601,10 @@ class Campaign:
                     for problem in problems:
                         self.violations.append(f"{label}: {problem}")
                         print(f"corruption: VIOLATION {label}: {problem}", flush=True)
-                    if self.args.keep_failures:
-                        keep = os.path.join(self.work, f"failed-{kind}-{number}")
-                        shutil.rmtree(keep, ignore_errors=True)
-                        shutil.copytree(self.trial_root, keep, symlinks=True)
                 elif self.args.verbose:
                     print(f"corruption: ok {label}: detected={detected} lost={len(lost)} changed={len(changed)} {took:.1f}s", flush=True)
+        pool.shutdown()
+        for kind, stats in self.stats.items():
             print(f"corruption: {kind}: " + " ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
         total = sum(s["mutations"] for s in self.stats.values())
         figures = " ".join(f"{kind}={s['mutations']}/{s['detected']}/{s['recovered']}/{s['lost']}/{s['violations']}"
@@ -572,10 +625,11 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds any spoolctl command may take")
     parser.add_argument("--daemon-wait", type=float, help="seconds the daemons get to drain the queues")
+    parser.add_argument("--jobs", type=int, default=2, help="trials run at once")
     parser.add_argument("--keep-failures", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    args.per_kind = args.per_kind or (1 if args.mode == "quick" else 100)
+    args.per_kind = args.per_kind or (2 if args.mode == "quick" else 100)
     args.seed = args.seed if args.seed is not None else (8 if args.mode == "quick" else int(time.time()))
     args.daemon_wait = args.daemon_wait or 8.0
     args.kinds = [k for k in args.kinds.split(",") if k]
