@@ -1,0 +1,64 @@
+import Foundation
+import Intake
+import Testing
+@testable import Spool
+
+/// Holes the corruption campaign (`scripts/torture.d/corruption`) found, through the real
+/// executables.
+@Suite(.serialized) struct CorruptionCampaignRegressionTests {
+    /// A queue item is the only copy of a command until its consumer takes it. A damaged one is
+    /// quarantined by the consumer; the request then stayed `received` (allocate command) or
+    /// `assigned` (notification) for ever, and `reconcile` exited 0. Now `reconcile` queues again
+    /// what the lost item held, from the journal (the request's `received` status) and the
+    /// allocator store (the decision), and the daemons finish the saga.
+    @Test func damagedQueueItemsAreQueuedAgainByReconcile() throws {
+        let system = try SystemFixture()
+        try system.addUnits([("A-1", "M"), ("A-2", "M")])
+        try system.start("spool-allocator")
+        let decided = try system.submit(customer: "bob@example.com", size: "M", from: "2099-01-01", to: "2099-02-01")
+        _ = try system.waitFor(decided, .assigned)
+        system.stop("spool-allocator")
+        let waiting = try system.submit(size: "M", from: "2099-03-01", to: "2099-04-01")
+
+        // Damage the allocate command of `waiting` and the confirmation of `decided`: one byte
+        // of each payload (the last byte of the file), caught by the item's CRC.
+        let queues = "\(system.spool)/queues"
+        let items = try FileManager.default.subpathsOfDirectory(atPath: queues).filter {
+            $0.contains("/ready/") && ($0.hasSuffix(".0.0"))
+        }
+        let allocate = try #require(items.first { $0.hasPrefix("allocation/") && $0.contains(waiting) })
+        let notify = try #require(items.first { $0.hasPrefix("notifications/") && $0.contains(decided) })
+        for item in [allocate, notify] {
+            let path = "\(queues)/\(item)"
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes[bytes.count - 2] ^= 0x20
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+        }
+
+        // The daemons quarantine both and go on.
+        try system.startBoth()
+        let counts = { (name: QueueName) throws -> QueueCounts in try Spool(path: system.spool).queue(name).counts() }
+        #expect(system.eventually {
+            let copies = (try? FileManager.default.contentsOfDirectory(atPath: "\(system.spool)/corrupt")) ?? []
+            return copies.count == 2 && (try? counts(.allocation))?.ready == 0 && (try? counts(.notifications))?.ready == 0
+        }, "both damaged items quarantined")
+        #expect(try system.status(waiting).state == .received)
+        #expect(try system.status(decided).state == .assigned)
+
+        let reconcile = try system.ctl("reconcile", "--json")
+        #expect(reconcile.status == 0, "\(reconcile.errors)")
+        let summary = try JSONSerialization.jsonObject(with: Data(reconcile.output.utf8)) as? [String: Any]
+        #expect(summary?["lost_commands_requeued"] as? Int == 1, "\(reconcile.output)")
+        #expect(summary?["lost_notifications_requeued"] as? Int == 1, "\(reconcile.output)")
+
+        _ = try system.waitFor(waiting, .confirmed)
+        _ = try system.waitFor(decided, .confirmed)
+        #expect(system.mailbox("alice@example.com") == ["\(waiting)-confirmation"])
+        #expect(system.mailbox("bob@example.com") == ["\(decided)-confirmation"])
+
+        // Nothing more is lost: a second reconcile queues nothing again.
+        let again = try system.ctl("reconcile", "--json")
+        let second = try JSONSerialization.jsonObject(with: Data(again.output.utf8)) as? [String: Any]
+        #expect(second?["lost_commands_requeued"] as? Int == 0 && second?["lost_notifications_requeued"] as? Int == 0, "\(again.output)")
+    }
+}
