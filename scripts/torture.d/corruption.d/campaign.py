@@ -361,6 +361,9 @@ class Campaign:
                     seen["daemons"].append(again)
         seen["reconcile2"] = ("reconcile --rebuild-index", *self.ctl(root, "reconcile", "--rebuild-index", "--json"))
         seen["commands"].append(seen["reconcile2"])
+        if self.queue_depth(root) > 0:
+            # What reconcile queued again (the timer runs it while the daemons run): processed.
+            seen["daemons"].append(self.run_daemons(root, self.args.daemon_wait))
         seen["states"], outputs = self.final_states(root)
         seen["commands"] += [(what, rc, out, err) for rc, out, err, what in outputs]
         return seen
