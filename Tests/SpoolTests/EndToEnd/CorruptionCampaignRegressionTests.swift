@@ -61,4 +61,33 @@ import Testing
         let second = try JSONSerialization.jsonObject(with: Data(again.output.utf8)) as? [String: Any]
         #expect(second?["lost_commands_requeued"] as? Int == 0 && second?["lost_notifications_requeued"] as? Int == 0, "\(again.output)")
     }
+
+    /// A zero-length allocator store was taken for a new one: silently re-created empty, so
+    /// every unit and decision was gone and the queued requests were rejected against an empty
+    /// inventory. Now the store is created whole (staged, migrated, renamed into place), and a
+    /// zero-length one is damage like any other: copied to `corrupt/`, left in place, exit 65.
+    @Test func zeroLengthStoreIsDamageNotANewStore() throws {
+        let system = try SystemFixture()
+        try system.addUnits([("A-1", "M")])
+        let reconciled = try system.ctl("reconcile")  // checkpoints the store's WAL into the file
+        try #require(reconciled.status == 0, "\(reconciled.errors)")
+        let path = system.spool + "/allocator/state.sqlite"
+        try #require(truncate(path, 0) == 0)
+        let waiting = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")
+
+        for arguments in [["units", "list"], ["reconcile"]] {
+            let result = try system.ctl(arguments)
+            #expect(result.status == 65, "\(arguments): \(result.output) \(result.errors)")
+            #expect(result.errors.contains("state.sqlite is damaged (zero-length file"), "\(result.errors)")
+        }
+        let allocator = try ChildProcess("spool-allocator", [], environment: system.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 })
+        let exited = system.eventually(15) { !allocator.process.isRunning }
+        if !exited { kill(allocator.process.processIdentifier, SIGKILL) }
+        let exit = allocator.finish()
+        #expect(exited && exit.status == 65, "\(exit.errors)")
+        #expect((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == 0, "left in place, not re-created")
+        let copies = try FileManager.default.contentsOfDirectory(atPath: system.spool + "/corrupt").filter { $0.hasPrefix("allocator.state.sqlite.") }
+        #expect(copies.count == 1, "\(copies)")
+        #expect(try system.status(waiting).state == .received, "not rejected against an empty inventory")
+    }
 }
