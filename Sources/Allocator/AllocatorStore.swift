@@ -59,7 +59,7 @@ public final class AllocatorStore: Sendable {
         self.path = path
         do {
             database = try SpoolDatabase.open(path: path, label: "allocator", migrator: Self.migrator,
-                                              check: DatabaseDamage.quickCheck)
+                                              check: { try DatabaseDamage.quickCheck($0); try Self.checkSchema($0) })
         } catch where DatabaseDamage.isDamage(error) {
             throw spool.keepDamagedDatabase(path: path, name: "allocator.state.sqlite", cause: error, remedy: Self.remedy)
         }
@@ -84,6 +84,33 @@ public final class AllocatorStore: Sendable {
 
     /// Checkpoints the store's WAL into the database and truncates it to zero bytes.
     public func checkpoint() throws { try reportingDamage { try SpoolDatabase.checkpoint(database) } }
+
+    /// Compares the store's schema (`sqlite_master`) with what ``migrator`` creates up to the
+    /// migrations the store lists, and throws `SQLITE_CORRUPT` when they differ: a damaged
+    /// byte in the schema's text that still parses (a renamed column, say) is not found by
+    /// `quick_check`, and then every statement failed with `SQLITE_ERROR` ("no such column"),
+    /// which is not damage, so the allocator exited 74 and was restarted for ever. Migrations
+    /// the migrator does not know, or not a prefix of its list, are damage too.
+    static func checkSchema(_ database: any DatabaseReader) throws {
+        let query = "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || IFNULL(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        let (applied, schema) = try database.read { db -> ([String], [String]) in
+            let schema = try String.fetchAll(db, sql: query)
+            guard try db.tableExists("grdb_migrations") else { return ([], schema) }
+            return (try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"), schema)
+        }
+        let known = migrator.migrations
+        guard Set(applied) == Set(known.prefix(applied.count)), applied.count == Set(applied).count else {
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "the migrations table lists \(applied), not a prefix of \(known)")
+        }
+        let expected = try DatabaseQueue()
+        if let last = known.prefix(applied.count).last { try migrator.migrate(expected, upTo: last) }
+        let wanted = try expected.read { db in try String.fetchAll(db, sql: query) }
+        // No migration yet: nothing but GRDB's table of them (a first migration that failed).
+        guard applied.isEmpty ? schema.allSatisfy({ $0.hasPrefix("table grdb_migrations ") }) : schema == wanted else {
+            let differing = Set(schema).symmetricDifference(wanted).sorted().first ?? ""
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "the schema differs from the one the allocator creates (\(differing.prefix(120)))")
+        }
+    }
 
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()

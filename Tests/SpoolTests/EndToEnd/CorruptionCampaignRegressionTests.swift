@@ -90,4 +90,34 @@ import Testing
         #expect(copies.count == 1, "\(copies)")
         #expect(try system.status(waiting).state == .received, "not rejected against an empty inventory")
     }
+
+    /// A damaged byte in the store's schema text that still parses (here a column renamed)
+    /// passes `quick_check`; every statement then failed with "no such column" (SQLITE_ERROR,
+    /// not damage), so the allocator exited 74 and systemd restarted it for ever. Now the
+    /// schema is compared with the migrator's at every opening: damage, exit 65, copy kept.
+    @Test func damagedSchemaTextIsDamageNotARestartLoop() throws {
+        let system = try SystemFixture()
+        try system.addUnits([("A-1", "M")])
+        let reconciled = try system.ctl("reconcile")  // checkpoints the store's WAL into the file
+        try #require(reconciled.status == 0, "\(reconciled.errors)")
+        let path = system.spool + "/allocator/state.sqlite"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let column = Array("item_id TEXT".utf8)
+        let at = try #require((0...(bytes.count - column.count)).first { Array(bytes[$0..<($0 + column.count)]) == column })
+        bytes[at + 2] = UInt8(ascii: "a")  // "iaem_id"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        for arguments in [["units", "list"], ["reconcile"]] {
+            let result = try system.ctl(arguments)
+            #expect(result.status == 65, "\(arguments): \(result.output) \(result.errors)")
+            #expect(result.errors.contains("schema differs"), "\(result.errors)")
+        }
+        let allocator = try ChildProcess("spool-allocator", [], environment: system.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 })
+        let exited = system.eventually(15) { !allocator.process.isRunning }
+        if !exited { kill(allocator.process.processIdentifier, SIGKILL) }
+        let exit = allocator.finish()
+        #expect(exited && exit.status == 65, "exits 65, which systemd does not restart: \(exit.status) \(exit.errors)")
+        let copies = try FileManager.default.contentsOfDirectory(atPath: system.spool + "/corrupt").filter { $0.hasPrefix("allocator.state.sqlite.") }
+        #expect(copies.count == 1, "\(copies)")
+    }
 }
