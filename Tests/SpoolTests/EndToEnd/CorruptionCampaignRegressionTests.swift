@@ -120,4 +120,22 @@ import Testing
         let copies = try FileManager.default.contentsOfDirectory(atPath: system.spool + "/corrupt").filter { $0.hasPrefix("allocator.state.sqlite.") }
         #expect(copies.count == 1, "\(copies)")
     }
+
+    /// A garbage `state/allocator-health` (or `state/breaker`) read as a healthy allocator (a
+    /// closed breaker) and left no trace. Now it is kept in `corrupt/` as damage; submissions
+    /// go on (it reads as absent, and its writers replace it).
+    @Test(arguments: ["allocator-health", "breaker"])
+    func damagedStateRecordIsKeptInCorrupt(record: String) throws {
+        let system = try SystemFixture()
+        try system.addUnits([("A-1", "M")])
+        try FileManager.default.createDirectory(atPath: system.spool + "/state", withIntermediateDirectories: true)
+        let garbage = Data("{\"consecutive_failures\":\u{7}9,".utf8)
+        try garbage.write(to: URL(fileURLWithPath: "\(system.spool)/state/\(record)"))
+        _ = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")
+        let copies = try FileManager.default.contentsOfDirectory(atPath: system.spool + "/corrupt").filter { $0.hasPrefix("state.\(record).") }
+        #expect(copies.count == 1, "\(copies)")
+        if let copy = copies.first {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(system.spool)/corrupt/\(copy)")) == garbage)
+        }
+    }
 }
