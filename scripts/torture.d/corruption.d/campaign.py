@@ -486,6 +486,11 @@ class Campaign:
         resubmit = []
         if kind == "idempotency":
             resubmit = self.resubmit(root, os.path.basename(target))
+        if kind == "state":
+            # The breaker and the allocator's health are read by a submit (far from the others).
+            resubmit = [("submit (probe)", *self.ctl(root, "submit", "--customer", "probe@example.com", "--contact",
+                                                    "probe@example.com", "--size", "S", "--from", "2031-01-01",
+                                                    "--months", "1", "--json"))]
         seen = self.run_system(root, rng)
         seen["commands"] += resubmit
         if kind == "config" and self.config_refused(seen):
@@ -591,7 +596,11 @@ class Campaign:
 
         pool = concurrent.futures.ThreadPoolExecutor(self.args.jobs)
         outcomes = pool.map(one, plan)  # in order, as they finish
+        done = 0
         for (kind, number, _), result, took in outcomes:
+            done += 1
+            if done % 25 == 0:
+                print(f"corruption: progress {done}/{len(plan)} trials, {time.monotonic() - started:.0f}s", flush=True)
             stats = self.stats[kind]
             if True:
                 if result is None:
