@@ -67,6 +67,7 @@ class Campaign:
         self.baseline = {}
         self.manifest = []
         self.keyed = {}
+        self.cancels = []
 
     # ---------------------------------------------------------------- processes
 
@@ -179,6 +180,43 @@ class Campaign:
         rc, _, err = self.ctl(root, "cancel", request)
         if rc != 0:
             raise SystemExit(f"corruption: setup: cancel {request} failed ({rc}): {err.strip()}")
+        self.cancels.append(request)
+
+    def invariants(self, root, exclude=(), skip=(), allow_rebuild_65=False):
+        """The shared checker (lib/invariants.py) on the spool at `root`, every acknowledged
+        request but `exclude` (those the damage destroyed and a report named). Returns the
+        VIOLATION lines. The outside-writes check belongs to the whole run (the driver's)."""
+        checker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib", "invariants.py")
+        if not os.path.exists(checker):
+            return []
+        base = root + "-invariants"
+        shutil.rmtree(base, ignore_errors=True)
+        os.makedirs(base)
+        with open(os.path.join(self.pristine, "spool.conf")) as conf:
+            text = conf.read()
+        with open(os.path.join(base, "spool.conf"), "w") as conf:
+            conf.write(text + f"spool_root = {os.path.join(root, 'spool')}\n")
+        with open(os.path.join(base, "acked"), "w") as acked:
+            acked.write("".join(f"{i}\n" for i in self.manifest if i not in exclude))
+        with open(os.path.join(base, "cancels"), "w") as cancels:
+            cancels.write("".join(f"{i}\n" for i in self.cancels if i not in exclude))
+        open(os.path.join(base, "problems"), "w").close()
+        arguments = [sys.executable, checker, "check", "--bin", self.bin, "--base", base, "--work", base,
+                     "--skip", "outside"]
+        for name in skip:
+            arguments += ["--skip", name]
+        if allow_rebuild_65:
+            arguments += ["--allow-rebuild-exit", "65"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
+        try:
+            done = subprocess.run(arguments, capture_output=True, timeout=300, env=env, cwd=base)
+        except subprocess.TimeoutExpired:
+            return ["invariants: the checker outlived 300 s"]
+        lines = [l for l in done.stdout.decode(errors="replace").splitlines() if l.startswith("VIOLATION")]
+        if done.returncode != 0 and not lines:
+            lines = [f"invariants: checker exited {done.returncode}: {done.stderr.decode(errors='replace')[-300:]}"]
+        shutil.rmtree(base, ignore_errors=True)
+        return lines
 
     def age_live_segment(self, root):
         """Backdates the live segment's header by two hours (same length), so that the next append
@@ -504,6 +542,16 @@ class Campaign:
         result = self.judge(kind, root, seen, before, description)
         if kind == "idempotency":
             result[0].extend(self.judge_resubmit(os.path.basename(target), resubmit))
+        store_refused = any(run.get("spool-allocator", (0, "", False))[0] == 65 for run in seen["daemons"])
+        if number <= self.args.invariant_trials and not store_refused and not result[0]:
+            # The shared invariants, the requests the damage destroyed (named) excluded.
+            skip = ["maildir"] if kind == "maildir" else []
+            if kind in UNPROMISED:
+                skip.append("acked")
+            excluded = set(result[2]) | (set(result[3]) if kind in UNPROMISED else set())
+            journal = kind.startswith("journal")
+            result[0].extend(f"shared {line}" for line in
+                             self.invariants(root, exclude=excluded, skip=skip, allow_rebuild_65=journal))
         return label, result
 
     def resubmit(self, root, record):
@@ -567,7 +615,10 @@ class Campaign:
                 raise SystemExit(f"corruption: baseline: {request} is {self.baseline.get(request)}, not terminal")
         if seen["reconcile2"][1] != 0 or seen["reconcile1"][1] != 0:
             raise SystemExit(f"corruption: baseline: reconcile exited {seen['reconcile1'][1]}/{seen['reconcile2'][1]}")
-        print(f"corruption: baseline ok: {len(self.manifest)} requests terminal, reconcile 0", flush=True)
+        broken = self.invariants(self.trial_root)
+        if broken:
+            raise SystemExit("corruption: baseline: shared invariants violated:\n" + "\n".join(broken))
+        print(f"corruption: baseline ok: {len(self.manifest)} requests terminal, reconcile 0, shared invariants hold", flush=True)
         rng = random.Random(self.args.seed)
         plan = [(kind, number, rng.getrandbits(64)) for kind in self.args.kinds
                 for number in range(1, self.args.per_kind + 1)]
@@ -642,11 +693,13 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds any spoolctl command may take")
     parser.add_argument("--daemon-wait", type=float, help="seconds the daemons get to drain the queues")
+    parser.add_argument("--invariant-trials", type=int, default=1,
+                        help="the first N trials of each kind also run lib/invariants.py check")
     parser.add_argument("--jobs", type=int, default=2, help="trials run at once")
     parser.add_argument("--keep-failures", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    args.per_kind = args.per_kind or (2 if args.mode == "quick" else 100)
+    args.per_kind = args.per_kind or (1 if args.mode == "quick" else 100)
     args.seed = args.seed if args.seed is not None else (8 if args.mode == "quick" else int(time.time()))
     args.daemon_wait = args.daemon_wait or 8.0
     args.kinds = [k for k in args.kinds.split(",") if k]
