@@ -230,7 +230,7 @@ public final class AllocatorStore: Sendable {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT request_id, start_day, end_day FROM rental WHERE unit_id = ? AND state = 'assigned' ORDER BY start_day",
                              arguments: [id]).map { row in
-                (row["request_id"], RentalPeriod(start: CalendarDay(daysSinceEpoch: row["start_day"]), end: CalendarDay(daysSinceEpoch: row["end_day"]))!)
+                (try row.decode(String.self, forColumn: "request_id"), try Self.period(row))
             }
         }
     }
@@ -240,10 +240,30 @@ public final class AllocatorStore: Sendable {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT unit_id, request_id, start_day, end_day FROM rental WHERE state = 'assigned' ORDER BY unit_id, start_day")
                 .map { row in
-                    (row["unit_id"], row["request_id"],
-                     RentalPeriod(start: CalendarDay(daysSinceEpoch: row["start_day"]), end: CalendarDay(daysSinceEpoch: row["end_day"]))!)
+                    (try row.decode(String.self, forColumn: "unit_id"), try row.decode(String.self, forColumn: "request_id"), try Self.period(row))
                 }
         }
+    }
+
+    /// The period in a row's `start_day` and `end_day`. A stored value is read with a throwing
+    /// decode, never GRDB's trapping subscript: a damaged value (another type, NULL, a day far
+    /// outside any calendar, an empty period) is damage (`SQLITE_CORRUPT`), reported like any
+    /// other damage of the store instead of crashing the program.
+    static func period(_ row: Row) throws -> RentalPeriod {
+        let start = try day(row, "start_day"), end = try day(row, "end_day")
+        guard let period = RentalPeriod(start: start, end: end) else {
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "a rental's period \(start.daysSinceEpoch)..\(end.daysSinceEpoch) is empty")
+        }
+        return period
+    }
+
+    /// A day stored as days since the epoch, within years 0000 to 9999 (else `SQLITE_CORRUPT`).
+    static func day(_ row: Row, _ column: String) throws -> CalendarDay {
+        let days = try row.decode(Int.self, forColumn: column)
+        guard (-719_528...2_932_896).contains(days) else {
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "\(column) \(days) is not a day")
+        }
+        return CalendarDay(daysSinceEpoch: days)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Intake
 import Testing
 @testable import Spool
@@ -137,5 +138,38 @@ import Testing
         if let copy = copies.first {
             #expect(try Data(contentsOf: URL(fileURLWithPath: "\(system.spool)/corrupt/\(copy)")) == garbage)
         }
+    }
+
+    /// A stored value of another type (here a rental's `start_day` holding text, which the
+    /// page checks cannot see) was read with GRDB's subscript, which traps: the allocator
+    /// crashed (exit by signal) on every start, and systemd restarted it for ever. Values are
+    /// now decoded with throwing calls and checked (a day within years 0–9999, a non-empty
+    /// period): damage, exit 65 once, copy in `corrupt/`. (A NULL, which only damage can put
+    /// there past the NOT NULL constraint, is decoded the same way.)
+    @Test(arguments: ["'garbage'", "9223372036854775000", "end_day + 10"])
+    func damagedValueInTheStoreIsDamageNotACrash(value: String) throws {
+        let system = try SystemFixture()
+        try system.addUnits([("A-1", "M")])
+        try system.start("spool-allocator")
+        let first = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")
+        _ = try system.waitFor(first, .assigned)
+        system.stop("spool-allocator")
+        let store = try DatabaseQueue(path: system.spool + "/allocator/state.sqlite")
+        try store.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA ignore_check_constraints = ON")
+            try db.execute(sql: "UPDATE rental SET start_day = \(value)")
+        }
+        try store.close()
+        _ = try system.submit(size: "M", from: "2099-01-15", to: "2099-03-01")
+
+        let allocator = try ChildProcess("spool-allocator", [], environment: system.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 })
+        let exited = system.eventually(20) { !allocator.process.isRunning }
+        if !exited { kill(allocator.process.processIdentifier, SIGKILL) }
+        let exit = allocator.finish()
+        #expect(exited && exit.status == 65 && allocator.process.terminationReason == .exit,
+                "exits 65 (not by a signal): \(exit.status) \(exit.errors.suffix(500))")
+        #expect(exit.errors.contains("is damaged"), "\(exit.errors.suffix(500))")
+        let copies = try FileManager.default.contentsOfDirectory(atPath: system.spool + "/corrupt").filter { $0.hasPrefix("allocator.state.sqlite.") }
+        #expect(copies.count == 1, "\(copies)")
     }
 }
