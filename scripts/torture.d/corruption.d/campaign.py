@@ -205,8 +205,8 @@ class Campaign:
                      "--skip", "outside"]
         for name in skip:
             arguments += ["--skip", name]
-        if allow_rebuild_65:
-            arguments += ["--allow-rebuild-exit", "65"]
+        if allow_rebuild_65:  # damage reported (65) or a torn tail only cut (0)
+            arguments += ["--allow-rebuild-exit", "0", "--allow-rebuild-exit", "65"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
         try:
             done = subprocess.run(arguments, capture_output=True, timeout=300, env=env, cwd=base)
