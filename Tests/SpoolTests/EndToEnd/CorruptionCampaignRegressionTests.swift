@@ -172,4 +172,29 @@ import Testing
         let copies = try FileManager.default.contentsOfDirectory(atPath: system.spool + "/corrupt").filter { $0.hasPrefix("allocator.state.sqlite.") }
         #expect(copies.count == 1, "\(copies)")
     }
+
+    /// An idempotency key's record carried no checksum: a flipped byte inside the request's id
+    /// still decoded, the retried submit found no request under that id ("recorded, then
+    /// crashed before queueing") and queued the recorded request under the damaged id: a second
+    /// request for one key. The record now ends with the JSON's CRC-32; the damage is refused
+    /// (65, copy in `corrupt/`).
+    @Test func flippedIdInAnIdempotencyRecordNeverQueuesASecondRequest() throws {
+        let system = try SystemFixture()
+        let first = try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01", extra: ["--idempotency-key", "order-9"])
+        let record = "\(system.spool)/intake/keys/\(getuid())-order-9"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: record)))
+        let marker = Array("\"id\":\"\(first)\"".utf8)
+        let at = try #require((0...(bytes.count - marker.count)).first { Array(bytes[$0..<($0 + marker.count)]) == marker })
+        let last = at + marker.count - 2  // the id's last character, replaced by another valid one
+        bytes[last] = bytes[last] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+        try Data(bytes).write(to: URL(fileURLWithPath: record))
+
+        let again = try system.ctl("submit", "--customer", "alice@example.com", "--contact", "alice@example.com", "--size", "M",
+                                   "--from", "2099-01-01", "--to", "2099-02-01", "--idempotency-key", "order-9")
+        #expect(again.status == 65, "\(again.output) \(again.errors)")
+        #expect(try system.json([RentalStatus].self, "list").map(\.id) == [first])
+        #expect(try Spool(path: system.spool).queue(.allocation).counts().ready == 1, "no second request queued")
+        let copies = try FileManager.default.contentsOfDirectory(atPath: "\(system.spool)/corrupt").filter { $0.hasPrefix("idempotency-key.") }
+        #expect(copies.count == 1, "\(copies)")
+    }
 }
