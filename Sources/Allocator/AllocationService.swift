@@ -115,7 +115,8 @@ public final class AllocationService: Sendable {
     private func cancel(_ request: RentalRequest, requestedAt: Int64, existing: Row?, now: Int64, _ db: Database) throws -> Decision {
         var status: RentalStatus
         if let existing {
-            guard existing["state"] as String == "assigned", let stored = RentalStatus(document: existing["status"]) else { return .noChange }
+            guard try existing.decode(String.self, forColumn: "state") == "assigned",
+                  let stored = RentalStatus(document: try existing.decode(String.self, forColumn: "status")) else { return .noChange }
             status = stored
         } else {
             status = RentalStatus(received: request)  // cancelled before allocation: a tombstone
@@ -141,12 +142,12 @@ public final class AllocationService: Sendable {
             let rows = try Row.fetchAll(db, sql: "SELECT request_id, status FROM rental WHERE state = 'assigned' AND end_day <= ?",
                                         arguments: [today.daysSinceEpoch])
             for row in rows {
-                guard var status = RentalStatus(document: row["status"]) else { continue }
+                guard var status = RentalStatus(document: try row.decode(String.self, forColumn: "status")) else { continue }
                 status.state = .completed
                 status.updatedAt = Timestamp(milliseconds: now)
                 status.version = RentalStatus.version(step: 6)
                 try db.execute(sql: "UPDATE rental SET state = 'completed', status = ?, updated_at = ? WHERE request_id = ?",
-                               arguments: [status.jsonText(), now, row["request_id"] as String])
+                               arguments: [status.jsonText(), now, try row.decode(String.self, forColumn: "request_id")])
                 try db.execute(sql: "INSERT INTO outbox (kind, payload) VALUES ('journal', ?)", arguments: [Data(status.indexEvent().encoded())])
             }
             return rows.count
@@ -161,8 +162,7 @@ public final class AllocationService: Sendable {
             SELECT unit_id, start_day, end_day FROM rental
             WHERE state = 'assigned' AND unit_id IN (SELECT id FROM unit WHERE size = ?)
             """, arguments: [size]) {
-            holdings[row["unit_id"], default: []].append(
-                RentalPeriod(start: CalendarDay(daysSinceEpoch: row["start_day"]), end: CalendarDay(daysSinceEpoch: row["end_day"]))!)
+            holdings[try row.decode(String.self, forColumn: "unit_id"), default: []].append(try AllocatorStore.period(row))
         }
         return units.map { BestFit.Candidate(unit: $0, holdings: holdings[$0.id] ?? []) }
     }
@@ -191,13 +191,16 @@ public final class AllocationService: Sendable {
                     try Row.fetchAll(db, sql: "SELECT seq, kind, item_id, payload FROM outbox ORDER BY seq LIMIT 500")
                 }
                 guard let last = rows.last else { break }
-                let records = rows.filter { $0["kind"] as String == "journal" }.map { Array($0["payload"] as Data) }
+                // Throwing decodes: a damaged value is reported as damage, never a trap.
+                let kinds = try rows.map { try $0.decode(String.self, forColumn: "kind") }
+                let payloads = try rows.map { Array(try $0.decode(Data.self, forColumn: "payload")) }
+                let records = rows.indices.filter { kinds[$0] == "journal" }.map { payloads[$0] }
                 if !records.isEmpty { try journal.append(records, durability: .durable) }
-                for row in rows where row["kind"] as String == "notify" {
-                    guard let id = ItemID(row["item_id"] as String) else { continue }
-                    try notifications.enqueue(Array(row["payload"] as Data), id: id)
+                for index in rows.indices where kinds[index] == "notify" {
+                    guard let id = ItemID(try rows[index].decode(String.self, forColumn: "item_id")) else { continue }
+                    try notifications.enqueue(payloads[index], id: id)
                 }
-                let through: Int64 = last["seq"]
+                let through = try last.decode(Int64.self, forColumn: "seq")
                 try store.write { db in try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [through]) }
                 published += rows.count
             }

@@ -64,7 +64,7 @@ public final class AllocatorStore: Sendable {
         self.path = path
         let open = {
             try SpoolDatabase.open(path: path, label: "allocator", readOnly: readOnly, migrator: Self.migrator,
-                                   check: DatabaseDamage.quickCheck)
+                                   check: { try DatabaseDamage.quickCheck($0); try Self.checkSchema($0) })
         }
         do {
             database = try open()
@@ -115,6 +115,33 @@ public final class AllocatorStore: Sendable {
 
     /// Checkpoints the store's WAL into the database and truncates it to zero bytes.
     public func checkpoint() throws { try reportingDamage { try SpoolDatabase.checkpoint(database) } }
+
+    /// Compares the store's schema (`sqlite_master`) with what ``migrator`` creates up to the
+    /// migrations the store lists, and throws `SQLITE_CORRUPT` when they differ: a damaged
+    /// byte in the schema's text that still parses (a renamed column, say) is not found by
+    /// `quick_check`, and then every statement failed with `SQLITE_ERROR` ("no such column"),
+    /// which is not damage, so the allocator exited 74 and was restarted for ever. Migrations
+    /// the migrator does not know, or not a prefix of its list, are damage too.
+    static func checkSchema(_ database: any DatabaseReader) throws {
+        let query = "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || IFNULL(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        let (applied, schema) = try database.read { db -> ([String], [String]) in
+            let schema = try String.fetchAll(db, sql: query)
+            guard try db.tableExists("grdb_migrations") else { return ([], schema) }
+            return (try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"), schema)
+        }
+        let known = migrator.migrations
+        guard Set(applied) == Set(known.prefix(applied.count)), applied.count == Set(applied).count else {
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "the migrations table lists \(applied), not a prefix of \(known)")
+        }
+        let expected = try DatabaseQueue()
+        if let last = known.prefix(applied.count).last { try migrator.migrate(expected, upTo: last) }
+        let wanted = try expected.read { db in try String.fetchAll(db, sql: query) }
+        // No migration yet: nothing but GRDB's table of them (a first migration that failed).
+        guard applied.isEmpty ? schema.allSatisfy({ $0.hasPrefix("table grdb_migrations ") }) : schema == wanted else {
+            let differing = Set(schema).symmetricDifference(wanted).sorted().first ?? ""
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "the schema differs from the one the allocator creates (\(differing.prefix(120)))")
+        }
+    }
 
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -234,7 +261,7 @@ public final class AllocatorStore: Sendable {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT request_id, start_day, end_day FROM rental WHERE unit_id = ? AND state = 'assigned' ORDER BY start_day",
                              arguments: [id]).map { row in
-                (row["request_id"], RentalPeriod(start: CalendarDay(daysSinceEpoch: row["start_day"]), end: CalendarDay(daysSinceEpoch: row["end_day"]))!)
+                (try row.decode(String.self, forColumn: "request_id"), try Self.period(row))
             }
         }
     }
@@ -244,10 +271,30 @@ public final class AllocatorStore: Sendable {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT unit_id, request_id, start_day, end_day FROM rental WHERE state = 'assigned' ORDER BY unit_id, start_day")
                 .map { row in
-                    (row["unit_id"], row["request_id"],
-                     RentalPeriod(start: CalendarDay(daysSinceEpoch: row["start_day"]), end: CalendarDay(daysSinceEpoch: row["end_day"]))!)
+                    (try row.decode(String.self, forColumn: "unit_id"), try row.decode(String.self, forColumn: "request_id"), try Self.period(row))
                 }
         }
+    }
+
+    /// The period in a row's `start_day` and `end_day`. A stored value is read with a throwing
+    /// decode, never GRDB's trapping subscript: a damaged value (another type, NULL, a day far
+    /// outside any calendar, an empty period) is damage (`SQLITE_CORRUPT`), reported like any
+    /// other damage of the store instead of crashing the program.
+    static func period(_ row: Row) throws -> RentalPeriod {
+        let start = try day(row, "start_day"), end = try day(row, "end_day")
+        guard let period = RentalPeriod(start: start, end: end) else {
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "a rental's period \(start.daysSinceEpoch)..\(end.daysSinceEpoch) is empty")
+        }
+        return period
+    }
+
+    /// A day stored as days since the epoch, within years 0000 to 9999 (else `SQLITE_CORRUPT`).
+    static func day(_ row: Row, _ column: String) throws -> CalendarDay {
+        let days = try row.decode(Int.self, forColumn: column)
+        guard (-719_528...2_932_896).contains(days) else {
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "\(column) \(days) is not a day")
+        }
+        return CalendarDay(daysSinceEpoch: days)
     }
 }
 

@@ -123,9 +123,16 @@ public struct AdmissionControl: Sendable {
         return IntakeError(.tryAgain, "not accepting new requests right now: \(reason); retry in \(seconds) s", retryAfterSeconds: seconds)
     }
 
+    /// Reads record `name`. One that does not decode is damage, never silently taken for a
+    /// fresh state: a copy is kept in `corrupt/state.<name>.<crc32>` (once per content), and it
+    /// reads as absent (the breaker closed, the allocator not failing), which its writers then
+    /// replace (the breaker at the next submit, the allocator at its next report). Submissions
+    /// do not stop for a damaged state record.
     private func read<T: Decodable>(_ type: T.Type, _ name: String) throws -> T? {
         guard let bytes = try records.read(name) else { return nil }
-        return try? JSONDecoder().decode(T.self, from: Data(bytes))
+        if let value = try? JSONDecoder().decode(T.self, from: Data(bytes)) { return value }
+        _ = try? records.keepDamagedCopy(of: name, bytes: bytes, label: "state")
+        return nil
     }
 
     private func write<T: Encodable>(_ value: T, _ name: String) throws {

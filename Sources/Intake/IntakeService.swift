@@ -102,7 +102,7 @@ public final class IntakeService: Sendable {
             try admission.admit()
             if let key = form.idempotencyKey {
                 let existing: [UInt8]?
-                do { existing = try keys.createOnce(keyName(key, caller), canonicalJSON(request)) } catch {
+                do { existing = try keys.createOnce(keyName(key, caller), Self.keyRecord(request)) } catch {
                     throw IntakeError(error, doing: "recording the idempotency key")
                 }
                 if let existing {
@@ -320,6 +320,31 @@ public final class IntakeService: Sendable {
 
     private func keyName(_ key: String, _ caller: Caller) -> String { "\(caller.uid)-\(key)" }
 
+    /// An idempotency key's record: the request as canonical JSON (one line), then
+    /// `crc32 <8 hex digits of the JSON's CRC-32>` and a newline. Without the checksum a flipped
+    /// byte inside a value (the request's id) still decoded, and a retried submit queued the
+    /// "recorded" request under the damaged id: a second request.
+    static func keyRecord(_ request: RentalRequest) -> [UInt8] {
+        let json = canonicalJSON(request)
+        return json + Array("\ncrc32 \(hex8(CRC32.checksum(json)))\n".utf8)
+    }
+
+    /// The request in a key record; nil when it is damaged (checksum or JSON). A record without
+    /// a checksum line (written before they were added) is read as JSON alone.
+    static func request(inKeyRecord bytes: [UInt8]) -> RentalRequest? {
+        var json = bytes[...]
+        if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+            json = bytes[..<newline]
+            guard Array(bytes[(newline + 1)...]) == Array("crc32 \(hex8(CRC32.checksum(json)))\n".utf8) else { return nil }
+        }
+        return try? JSONDecoder().decode(RentalRequest.self, from: Data(json))
+    }
+
+    private static func hex8(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
     private func recordedRequest(key: String, caller: Caller) throws(IntakeError) -> RentalRequest? {
         let bytes: [UInt8]?
         do { bytes = try keys.read(keyName(key, caller)) } catch {
@@ -335,7 +360,7 @@ public final class IntakeService: Sendable {
     ///
     /// - Throws: ``IntakeError`` with exit 65 naming the key and the copy.
     private func decodedRecord(_ bytes: [UInt8], key: String, caller: Caller) throws(IntakeError) -> RentalRequest {
-        if let request = try? JSONDecoder().decode(RentalRequest.self, from: Data(bytes)) { return request }
+        if let request = Self.request(inKeyRecord: bytes) { return request }
         let name = keyName(key, caller)
         let copy: String
         do { copy = try keys.keepDamagedCopy(of: name, bytes: bytes, label: "idempotency-key") } catch {

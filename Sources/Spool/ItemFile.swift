@@ -77,8 +77,8 @@ struct ItemDecodingError: Error {
 }
 
 /// CRC-32 (ISO-HDLC, the zlib/PNG/gzip polynomial), computed by the system zlib.
-enum CRC32 {
-    static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
+public enum CRC32 {
+    public static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
         let value = bytes.withContiguousStorageIfAvailable { buffer in
             crc32(0, buffer.baseAddress, uInt(buffer.count))
         } ?? Array(bytes).withUnsafeBufferPointer { crc32(0, $0.baseAddress, uInt($0.count)) }

@@ -32,6 +32,12 @@ public enum SpoolDatabase {
     /// change the journal mode: the pool (GRDB writes a dummy table when it finds the WAL empty)
     /// and the migrator write to the file, and a check that throws must leave it as it was.
     ///
+    /// With a `check` (a source of truth, not a projection), a missing file is created whole:
+    /// built and migrated as `<path>.new`, synced, and renamed into place, so the path never
+    /// holds an empty file that the programs made; an existing zero-length file is therefore
+    /// damage (it would otherwise be taken for a new, empty database: every decision lost) and
+    /// is reported as `SQLITE_NOTADB`.
+    ///
     /// - Throws: ``SpoolError`` when the lock cannot be taken; GRDB's `DatabaseError` from SQLite;
     ///   what `check` throws.
     public static func open(path: String, label: String, readOnly: Bool = false,
@@ -39,15 +45,49 @@ public enum SpoolDatabase {
         let configuration = configuration(label: label, readOnly: readOnly)
         if readOnly { return try DatabasePool(path: path, configuration: configuration) }
         return try FileLock.holding(path + ".lock", exclusive: true) {
+            var status = stat()
+            if check != nil {
+                if lstat(path, &status) != 0, errno == ENOENT { try create(path: path, migrator: migrator, configuration: configuration) }
+                if stat(path, &status) == 0, status.st_size == 0 {
+                    throw DatabaseError(resultCode: .SQLITE_NOTADB, message: "zero-length file (a store is never empty once created)")
+                }
+            }
             let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o660)
             if fd >= 0 { close(fd) }
-            var status = stat()
             if let check, stat(path, &status) == 0, status.st_size > 0 {
                 try check(try DatabaseQueue(path: path, configuration: configuration))
             }
             let database = try DatabasePool(path: path, configuration: configuration)
             try migrator.migrate(database)
             return database
+        }
+    }
+
+    /// Creates the database at `path` whole: migrated in `<path>.new` (mode `0660`), synced,
+    /// renamed into place, the directory synced. Called under the migration lock.
+    private static func create(path: String, migrator: DatabaseMigrator, configuration: Configuration) throws {
+        let staged = path + ".new"
+        for leftover in [staged, staged + "-journal"] { unlink(leftover) }
+        let fd = Glibc.open(staged, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o660)
+        guard fd >= 0 else { throw SpoolError.system(operation: "create", path: staged, SystemCallError(call: .open, errno: errno)) }
+        close(fd)
+        do {
+            let queue = try DatabaseQueue(path: staged, configuration: configuration)
+            try migrator.migrate(queue)
+            try queue.close()
+        }
+        let file = Glibc.open(staged, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0, fsync(file) == 0 else {
+            let error = errno
+            if file >= 0 { close(file) }
+            throw SpoolError.system(operation: "sync", path: staged, SystemCallError(call: .fsync, errno: error))
+        }
+        close(file)
+        guard rename(staged, path) == 0 else { throw SpoolError.system(operation: "rename", path: staged, SystemCallError(call: .rename, errno: errno)) }
+        let directory = Glibc.open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
         }
     }
 
@@ -75,6 +115,7 @@ public enum SpoolDatabase {
     /// True when `error` says the file is not a database or is corrupt (as opposed to an I/O,
     /// permission or locking failure, which a retry may cure).
     static func isDamage(_ error: any Error) -> Bool {
+        if error is RowDecodingError { return true }  // a stored value of the wrong type
         guard let error = error as? DatabaseError else { return false }
         return error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT
     }

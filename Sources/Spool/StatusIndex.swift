@@ -241,7 +241,11 @@ public final class StatusIndex: Sendable {
     private static func consumedPosition(_ database: DatabasePool) throws -> JournalPosition {
         try database.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT segment, offset FROM projection WHERE id = 1") else { return .start }
-            return JournalPosition(segment: UInt64(row["segment"] as Int64), offset: row["offset"])
+            let segment = try row.decode(Int64.self, forColumn: "segment")
+            guard let sequence = UInt64(exactly: segment) else {
+                throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "projection segment \(segment) is negative")
+            }
+            return JournalPosition(segment: sequence, offset: try row.decode(forColumn: "offset"))
         }
     }
 
@@ -279,10 +283,12 @@ public final class StatusIndex: Sendable {
                               order: String = "updated_at DESC, id", limit: Int = 1000) throws -> [IndexedEntity] {
         try Row.fetchAll(db, sql: "SELECT * FROM entity WHERE \(condition) ORDER BY \(order) LIMIT \(limit)", arguments: arguments)
             .map { row in
-                let keysText: String = row["keys"]
+                // Throwing decodes: a damaged value is damage (the index is rebuilt), never a trap.
+                let keysText = try row.decode(String.self, forColumn: "keys")
                 let keys = (try? JSONDecoder().decode([String: String].self, from: Data(keysText.utf8))) ?? [:]
-                return IndexedEntity(entity: row["id"], version: row["version"], state: row["state"],
-                                     updatedAt: row["updated_at"], keys: keys, document: row["document"])
+                return IndexedEntity(entity: try row.decode(forColumn: "id"), version: try row.decode(forColumn: "version"),
+                                     state: try row.decode(forColumn: "state"), updatedAt: try row.decode(forColumn: "updated_at"),
+                                     keys: keys, document: try row.decode(forColumn: "document"))
             }
     }
 }

@@ -56,13 +56,16 @@ struct Reconcile: ParsableCommand {
             if rebuildIndex { damage = try index.rebuild(from: journal) } else { (projected, damage) = try index.catchUpReportingDamage(from: journal) }
             // The allocator store holds every decision: put back what the journal lost.
             let restore = try service.restoreIndexFromStore(spool: spool)
+            // Queue items are single copies too: put back what a damaged (quarantined) one held.
+            let requeued = try service.requeueLostItems(spool: spool)
             report = JournalDamageReport(damage: damage, restored: restore.restored,
                                          unrestored: try JournalDamageReport.unrestored(damage, index: index))
             try index.checkpoint()  // bound the WAL files
             try AllocatorStore(spool: spool).checkpoint()
             return ["reclaimed_leases": reclaimed, "outbox_published": published, "completed_rentals": completed,
                     "staging_files_removed": swept, "journal_records_projected": projected, "index_rebuilt": rebuildIndex,
-                    "index_restored_from_allocator_store": restore.restored.count]
+                    "index_restored_from_allocator_store": restore.restored.count,
+                    "lost_commands_requeued": requeued.commands.count, "lost_notifications_requeued": requeued.notifications.count]
         }
         if global.json {
             try printJSONObject(summary.merging(report.jsonFields) { first, _ in first })
