@@ -97,10 +97,14 @@ public final class AllocatorStore: Sendable {
     /// SQLite reports some failed reads as damage: `pread` failing with `EIO` becomes
     /// `SQLITE_IOERR_CORRUPTFS` and, on some paths, `SQLITE_CORRUPT`, though the file is whole
     /// (the faults campaign's libfiu found it). A transient failure must not stop the allocator
-    /// for good (exit 65, not restarted), so `PRAGMA integrity_check` decides: damage it
+    /// for good (exit 65, not restarted), so `PRAGMA integrity_check` decides (except for
+    /// damage found in values SQLite did read, which is certain): damage it
     /// confirms is thrown as ``DatabaseDamage``; otherwise ``UnconfirmedDamage`` (or the check's
     /// own I/O error), a failure the caller retries.
     private func confirmDamage(_ error: any Error) throws -> Never {
+        if DatabaseDamage.isContentDamage(error) {  // values SQLite read whole: certain
+            throw spool.keepDamagedDatabase(path: path, name: "allocator.state.sqlite", cause: error, remedy: Self.remedy)
+        }
         do { try DatabaseDamage.integrityCheck(database) } catch where DatabaseDamage.isDamage(error) {
             throw spool.keepDamagedDatabase(path: path, name: "allocator.state.sqlite", cause: error, remedy: Self.remedy)
         }
@@ -117,7 +121,7 @@ public final class AllocatorStore: Sendable {
     public func checkpoint() throws { try reportingDamage { try SpoolDatabase.checkpoint(database) } }
 
     /// Compares the store's schema (`sqlite_master`) with what ``migrator`` creates up to the
-    /// migrations the store lists, and throws `SQLITE_CORRUPT` when they differ: a damaged
+    /// migrations the store lists, and throws ``StoredContentDamage`` when they differ: a damaged
     /// byte in the schema's text that still parses (a renamed column, say) is not found by
     /// `quick_check`, and then every statement failed with `SQLITE_ERROR` ("no such column"),
     /// which is not damage, so the allocator exited 74 and was restarted for ever. Migrations
@@ -131,7 +135,7 @@ public final class AllocatorStore: Sendable {
         }
         let known = migrator.migrations
         guard Set(applied) == Set(known.prefix(applied.count)), applied.count == Set(applied).count else {
-            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "the migrations table lists \(applied), not a prefix of \(known)")
+            throw StoredContentDamage("the migrations table lists \(applied), not a prefix of \(known)")
         }
         let expected = try DatabaseQueue()
         if let last = known.prefix(applied.count).last { try migrator.migrate(expected, upTo: last) }
@@ -139,7 +143,7 @@ public final class AllocatorStore: Sendable {
         // No migration yet: nothing but GRDB's table of them (a first migration that failed).
         guard applied.isEmpty ? schema.allSatisfy({ $0.hasPrefix("table grdb_migrations ") }) : schema == wanted else {
             let differing = Set(schema).symmetricDifference(wanted).sorted().first ?? ""
-            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "the schema differs from the one the allocator creates (\(differing.prefix(120)))")
+            throw StoredContentDamage("the schema differs from the one the allocator creates (\(differing.prefix(120)))")
         }
     }
 
@@ -278,21 +282,21 @@ public final class AllocatorStore: Sendable {
 
     /// The period in a row's `start_day` and `end_day`. A stored value is read with a throwing
     /// decode, never GRDB's trapping subscript: a damaged value (another type, NULL, a day far
-    /// outside any calendar, an empty period) is damage (`SQLITE_CORRUPT`), reported like any
+    /// outside any calendar, an empty period) is damage (``StoredContentDamage``), reported like any
     /// other damage of the store instead of crashing the program.
     static func period(_ row: Row) throws -> RentalPeriod {
         let start = try day(row, "start_day"), end = try day(row, "end_day")
         guard let period = RentalPeriod(start: start, end: end) else {
-            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "a rental's period \(start.daysSinceEpoch)..\(end.daysSinceEpoch) is empty")
+            throw StoredContentDamage("a rental's period \(start.daysSinceEpoch)..\(end.daysSinceEpoch) is empty")
         }
         return period
     }
 
-    /// A day stored as days since the epoch, within years 0000 to 9999 (else `SQLITE_CORRUPT`).
+    /// A day stored as days since the epoch, within years 0000 to 9999 (else ``StoredContentDamage``).
     static func day(_ row: Row, _ column: String) throws -> CalendarDay {
         let days = try row.decode(Int.self, forColumn: column)
         guard (-719_528...2_932_896).contains(days) else {
-            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "\(column) \(days) is not a day")
+            throw StoredContentDamage("\(column) \(days) is not a day")
         }
         return CalendarDay(daysSinceEpoch: days)
     }

@@ -36,6 +36,14 @@ public struct DatabaseDamage: Error, CustomStringConvertible, Sendable {
         return SpoolDatabase.isDamage(error)
     }
 
+    /// True when `error` is damage the program found in the stored *values* (a row that does
+    /// not decode, or ``StoredContentDamage``), as opposed to damage SQLite reported. Such
+    /// damage is certain: SQLite read the values, so it is no failed read in disguise, and an
+    /// integrity check (which sees pages, not meanings) would not confirm it.
+    public static func isContentDamage(_ error: any Error) -> Bool {
+        error is RowDecodingError || error is StoredContentDamage
+    }
+
     /// Runs `PRAGMA integrity_check` on `database` (as ``quickCheck(_:)``, and also every index
     /// against its table); throws a `DatabaseError` (`SQLITE_CORRUPT`) with the first problems
     /// it reports unless it says `ok`.
@@ -70,6 +78,19 @@ public struct DatabaseDamage: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// A value or schema in a SQLite database of the spool that SQLite read without complaint but
+/// that no program of ours wrote (a day outside every calendar, an empty period, a schema that
+/// differs from the one the migrations create): damage, found by the program's own checks.
+public struct StoredContentDamage: Error, CustomStringConvertible, Sendable {
+    /// What is wrong, naming the value or table.
+    public var message: String
+
+    /// Damage described by `message`.
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}
+
 extension Spool {
     /// Copies the damaged database at `path` (and its `-wal`, when not empty) to `corrupt/`,
     /// each under `<name>.<crc32 of its bytes>` (an existing copy with that name is kept, so
@@ -98,7 +119,7 @@ extension Spool {
     }
 
     private static func reason(_ error: any Error) -> String {
-        let text = (error as? DatabaseError)?.message.map { "\($0)" } ?? "\(error)"
+        let text = (error as? DatabaseError)?.message.map { "\($0)" } ?? (error as? StoredContentDamage)?.message ?? "\(error)"
         return text.split(separator: "\n").joined(separator: " ").prefix(300).description
     }
 }

@@ -115,7 +115,7 @@ public enum SpoolDatabase {
     /// True when `error` says the file is not a database or is corrupt (as opposed to an I/O,
     /// permission or locking failure, which a retry may cure).
     static func isDamage(_ error: any Error) -> Bool {
-        if error is RowDecodingError { return true }  // a stored value of the wrong type
+        if error is RowDecodingError || error is StoredContentDamage { return true }  // a stored value no program wrote
         guard let error = error as? DatabaseError else { return false }
         return error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT
     }
