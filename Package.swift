@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(
             name: "SpoolTests",
             dependencies: [
-                "Spool", "Intake", "Allocator", "Notifier", "SQLiteFaults",
+                "Spool", "Intake", "Allocator", "Notifier", "UnitImport", "SQLiteFaults",
                 "spool-exerciser", "spoolctl", "spool-allocator", "spool-notifier",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
