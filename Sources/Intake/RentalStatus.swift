@@ -149,6 +149,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     /// Now.
     public static func now() -> Timestamp { Timestamp(milliseconds: Clock.nowMilliseconds()) }
 
+    /// The milliseconds the text form can carry: 0001-01-01T00:00:00.000Z to
+    /// 9999-12-31T23:59:59.999Z.
+    public static let representable: ClosedRange<Int64> = -62_135_596_800_000...253_402_300_799_999
+
     public var description: String {
         // Floor division without overflow, for any Int64 (a decoded request may carry any).
         var (days, inDay) = milliseconds.quotientAndRemainder(dividingBy: 86_400_000)
