@@ -288,7 +288,7 @@ public struct SizeClass: Hashable, Sendable, Codable {
         var classes: [SizeClass] = []
         for item in text.split(separator: ",") {
             let parts = item.split(separator: ":")
-            guard parts.count == 2, let area = Double(parts[1].trimmingSpaces), area > 0 else { return nil }
+            guard parts.count == 2, let area = Double(parts[1].trimmingSpaces), area > 0, area.isFinite else { return nil }
             let name = parts[0].trimmingSpaces.uppercased()
             guard !name.isEmpty, name.count <= 8, name.allSatisfy({ $0.isLetter || $0.isNumber }),
                   !classes.contains(where: { $0.name == name }) else { return nil }
