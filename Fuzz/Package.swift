@@ -5,16 +5,18 @@
 import Foundation
 import PackageDescription
 
-// The product's package is the directory above; SwiftPM names a path dependency after its
-// directory, which is whatever the clone is called.
-let root = URL(fileURLWithPath: Context.packageDirectory).deletingLastPathComponent()
-let rootIdentity = root.lastPathComponent
+// The product's package is the directory above. SwiftPM names a path dependency after its
+// directory, which is whatever the clone is called (and may clash with this package's own name,
+// `fuzz`), so scripts/torture.d/fuzz points SPOOL_FUZZ_ROOT at a link named `SelfStorageSpool`.
+let rootPath = Context.environment["SPOOL_FUZZ_ROOT"].flatMap { $0.isEmpty ? nil : $0 } ?? ".."
+let rootIdentity = URL(fileURLWithPath: rootPath, relativeTo: URL(fileURLWithPath: Context.packageDirectory + "/"))
+    .standardizedFileURL.lastPathComponent
 
 let package = Package(
     name: "SpoolFuzz",
     platforms: [.macOS(.v14)],
     dependencies: [
-        .package(path: ".."),
+        .package(path: rootPath),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
