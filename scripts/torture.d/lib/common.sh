@@ -121,10 +121,12 @@ torture_cleanup() {
 }
 
 # torture_bg COMMAND...: runs a shell command (function) in the background, remembered for the
-# cleanup; its pid is in TORTURE_LAST_BG.
+# cleanup; its pid is in TORTURE_LAST_BG (wait for it with torture_wait_pid; its exit status is
+# not kept).
 torture_bg() {
     "$@" &
     TORTURE_LAST_BG=$!
+    disown "$TORTURE_LAST_BG"  # no "Killed" line when a campaign kills it; torture_wait_pid polls
     TORTURE_BG_PIDS+=("$TORTURE_LAST_BG")
 }
 
