@@ -22,6 +22,12 @@ extension FuzzTarget {
             violations.expect(configuration.size(named: size.name) == size, "size \(fuzzQuoted(size.name)) cannot be asked for by its name")
         }
         violations.expect((configuration.alternateConfigFiles + configuration.alternateSpoolRoots).allSatisfy { $0.hasPrefix("/") }, "a relative alternate path")
+        // One value per line: a value never swallows the lines after it.
+        let values = [configuration.spoolRoot, configuration.maildirRoot, configuration.notifyHook, configuration.operatorGroup,
+                      configuration.sender] + configuration.alternateConfigFiles + configuration.alternateSpoolRoots
+        for value in values {
+            violations.expect(!value.unicodeScalars.contains { $0 == "\n" || $0 == "\r" }, "a value spans lines: \(fuzzQuoted(value))")
+        }
         var again = SystemConfiguration()
         do { try again.apply(configurationText(configuration), file: "again.conf") } catch {
             violations.expect(false, "the configuration written back is refused: \(error)")
