@@ -153,7 +153,9 @@ public struct SystemConfiguration: Sendable, Equatable {
     }
 
     mutating func apply(_ text: String, file: String) throws(ConfigurationError) {
-        for (lineIndex, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Any line break ends a line: "\r\n" is one Character, so splitting at "\n" alone kept a
+        // CRLF file as one line whose first value swallowed the rest of the file.
+        for (lineIndex, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             guard !line.allSatisfy(\.isWhitespace) else { continue }
             guard let equals = line.firstIndex(of: "=") else {
