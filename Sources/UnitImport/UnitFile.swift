@@ -57,6 +57,12 @@ public struct UnitFile: Sendable {
         if text.utf8.lazy.filter({ $0 == UInt8(ascii: "\"") }).count % 2 == 1 {
             throw IntakeError(.badData, "\(name): a quoted field is not closed (an odd number of \" characters); nothing imported")
         }
+        // The parser works on Characters: a quote, comma or line end followed by a combining mark
+        // is one Character with it, and would silently delimit nothing.
+        let delimiters = Set("\",\r\n".unicodeScalars)
+        if text.contains(where: { $0 != "\r\n" && $0.unicodeScalars.count > 1 && $0.unicodeScalars.contains(where: delimiters.contains) }) {
+            throw IntakeError(.badData, "\(name): a quote, comma or line end is followed by a combining character; nothing imported")
+        }
         var entries: [Entry] = []
         var line = 1
         do {
@@ -65,7 +71,9 @@ public struct UnitFile: Sendable {
             let csv = try EnumeratedCSV(string: text, delimiter: .comma, loadColumns: false, rowLimit: 0)
             try csv.enumerateAsArray(startAt: 0, rowLimit: nil) { row in
                 defer { line += 1 + row.reduce(0) { $0 + $1.filter(\.isNewline).count } }
-                let fields = row.map { $0.trimmingCharacters(in: .whitespaces) }
+                // Whole Characters are trimmed: trimming scalars could leave a field starting with
+                // a combining mark, which no CSV file can carry back.
+                let fields = row.map { String($0.drop(while: \.isBlank).reversed().drop(while: \.isBlank).reversed()) }
                 if fields.allSatisfy(\.isEmpty) { return }
                 if line == 1 && fields[0].lowercased() == "id" { return }
                 guard fields.count == 2 || fields.count == 3 else {
@@ -80,4 +88,9 @@ public struct UnitFile: Sendable {
         }
         return entries
     }
+}
+
+private extension Character {
+    /// Whitespace that is not a line end.
+    var isBlank: Bool { isWhitespace && !isNewline }
 }
