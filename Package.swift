@@ -6,6 +6,11 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Spool", targets: ["Spool"]),
+        // The domain libraries, as products for the fuzz package in Fuzz/ (not built by CI).
+        .library(name: "Intake", targets: ["Intake"]),
+        .library(name: "Allocator", targets: ["Allocator"]),
+        .library(name: "Notifier", targets: ["Notifier"]),
+        .library(name: "UnitImport", targets: ["UnitImport"]),
         .executable(name: "spoolctl", targets: ["spoolctl"]),
         .executable(name: "spool-allocator", targets: ["spool-allocator"]),
         .executable(name: "spool-notifier", targets: ["spool-notifier"]),
@@ -47,13 +52,18 @@ let package = Package(
             name: "Notifier",
             dependencies: ["Spool", "Intake", .product(name: "Logging", package: "swift-log")]
         ),
+        // Parsing of `spoolctl units import` files (CSV, JSON), apart from the command so that
+        // it can be fuzzed.
+        .target(
+            name: "UnitImport",
+            dependencies: ["Intake", "Allocator", .product(name: "SwiftCSV", package: "SwiftCSV")]
+        ),
         .executableTarget(
             name: "spoolctl",
             dependencies: [
-                "Spool", "Intake", "Allocator", "Notifier",
+                "Spool", "Intake", "Allocator", "Notifier", "UnitImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "SwiftCSV", package: "SwiftCSV"),
             ]
         ),
         .executableTarget(
@@ -94,7 +104,7 @@ let package = Package(
         .testTarget(
             name: "SpoolTests",
             dependencies: [
-                "Spool", "Intake", "Allocator", "Notifier", "SQLiteFaults",
+                "Spool", "Intake", "Allocator", "Notifier", "UnitImport", "SQLiteFaults",
                 "spool-exerciser", "spoolctl", "spool-allocator", "spool-notifier",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]

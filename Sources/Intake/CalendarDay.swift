@@ -131,6 +131,17 @@ public struct RentalPeriod: Hashable, Sendable, Codable, CustomStringConvertible
     public var description: String { "\(start)..\(end)" }
 
     enum CodingKeys: String, CodingKey { case start = "from", end = "to" }
+
+    /// Decodes `{"from": …, "to": …}`; refuses a period that does not end after it starts (the
+    /// allocator would take it for one that overlaps nothing).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let start = try container.decode(CalendarDay.self, forKey: .start), end = try container.decode(CalendarDay.self, forKey: .end)
+        guard let period = RentalPeriod(start: start, end: end) else {
+            throw DecodingError.dataCorruptedError(forKey: .end, in: container, debugDescription: "period \(start)..\(end) does not end after it starts")
+        }
+        self = period
+    }
 }
 
 /// `value` in decimal, left-padded with zeros to `width` digits.

@@ -41,6 +41,22 @@ public struct RentalRequest: Codable, Sendable, Equatable {
         case submittedBy = "submitted_by", submittedByName = "submitted_by_name"
         case createdAt = "created_at", idempotencyKey = "idempotency_key"
     }
+
+    /// Decodes a request (a queue payload, an idempotency record); refuses an empty or inverted
+    /// period and a `created_at` outside what a status document can show (years 1 to 9999).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try container.decode(String.self, forKey: .id), customer: try container.decode(String.self, forKey: .customer),
+                  contact: try container.decode(String.self, forKey: .contact), size: try container.decode(String.self, forKey: .size),
+                  period: try container.decode(RentalPeriod.self, forKey: .period),
+                  submittedBy: try container.decode(UInt32.self, forKey: .submittedBy),
+                  submittedByName: try container.decode(String.self, forKey: .submittedByName),
+                  createdAt: try container.decode(Int64.self, forKey: .createdAt),
+                  idempotencyKey: try container.decodeIfPresent(String.self, forKey: .idempotencyKey))
+        guard Timestamp.representable.contains(createdAt) else {
+            throw DecodingError.dataCorruptedError(forKey: .createdAt, in: container, debugDescription: "created_at \(createdAt) is out of range")
+        }
+    }
 }
 
 /// What the allocation queue carries: one command per item, as JSON.
@@ -68,7 +84,12 @@ public enum AllocationCommand: Codable, Sendable, Equatable {
         let request = try container.decode(RentalRequest.self, forKey: .request)
         switch try container.decode(String.self, forKey: .type) {
         case "allocate": self = .allocate(request)
-        case "cancel": self = .cancel(request, requestedAt: try container.decode(Int64.self, forKey: .requestedAt))
+        case "cancel":
+            let requestedAt = try container.decode(Int64.self, forKey: .requestedAt)
+            guard Timestamp.representable.contains(requestedAt) else {
+                throw DecodingError.dataCorruptedError(forKey: .requestedAt, in: container, debugDescription: "requested_at \(requestedAt) is out of range")
+            }
+            self = .cancel(request, requestedAt: requestedAt)
         case let other:
             throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown command \(other)")
         }

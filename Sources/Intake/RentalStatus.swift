@@ -149,19 +149,27 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     /// Now.
     public static func now() -> Timestamp { Timestamp(milliseconds: Clock.nowMilliseconds()) }
 
+    /// The milliseconds the text form can carry: 0001-01-01T00:00:00.000Z to
+    /// 9999-12-31T23:59:59.999Z.
+    public static let representable: ClosedRange<Int64> = -62_135_596_800_000...253_402_300_799_999
+
     public var description: String {
-        let day = CalendarDay(daysSinceEpoch: Int(floorDivide(milliseconds, 86_400_000)))
-        let inDay = milliseconds - Int64(day.daysSinceEpoch) * 86_400_000
+        // Floor division without overflow, for any Int64 (a decoded request may carry any).
+        var (days, inDay) = milliseconds.quotientAndRemainder(dividingBy: 86_400_000)
+        if inDay < 0 { (days, inDay) = (days - 1, inDay + 86_400_000) }
+        let day = CalendarDay(daysSinceEpoch: Int(days))
         let hours = inDay / 3_600_000, minutes = inDay / 60000 % 60, seconds = inDay / 1000 % 60, millis = inDay % 1000
         return "\(day)T\(zeroPadded(hours, 2)):\(zeroPadded(minutes, 2)):\(zeroPadded(seconds, 2)).\(zeroPadded(millis, 3))Z"
     }
 
-    /// Parses the RFC 3339 form written by ``description``.
+    /// Parses the RFC 3339 form written by ``description``; nil for a time of day out of range
+    /// (hours 0–23, minutes and seconds 0–59, milliseconds 0–999).
     public init?(rfc3339 text: String) {
         let parts = text.split(separator: "T")
         guard parts.count == 2, let day = CalendarDay(iso: String(parts[0])), parts[1].hasSuffix("Z") else { return nil }
         let clock = parts[1].dropLast().split(whereSeparator: { $0 == ":" || $0 == "." }).map { Int64($0) }
-        guard clock.count == 4, let h = clock[0], let m = clock[1], let s = clock[2], let ms = clock[3] else { return nil }
+        guard clock.count == 4, let h = clock[0], let m = clock[1], let s = clock[2], let ms = clock[3],
+              (0..<24).contains(h), (0..<60).contains(m), (0..<60).contains(s), (0..<1000).contains(ms) else { return nil }
         milliseconds = Int64(day.daysSinceEpoch) * 86_400_000 + h * 3_600_000 + m * 60000 + s * 1000 + ms
     }
 
@@ -179,6 +187,4 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
         var container = encoder.singleValueContainer()
         try container.encode(description)
     }
-
-    private func floorDivide(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a - b + 1) / b }
 }

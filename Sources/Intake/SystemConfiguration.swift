@@ -153,7 +153,9 @@ public struct SystemConfiguration: Sendable, Equatable {
     }
 
     mutating func apply(_ text: String, file: String) throws(ConfigurationError) {
-        for (lineIndex, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Any line break ends a line: "\r\n" is one Character, so splitting at "\n" alone kept a
+        // CRLF file as one line whose first value swallowed the rest of the file.
+        for (lineIndex, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             guard !line.allSatisfy(\.isWhitespace) else { continue }
             guard let equals = line.firstIndex(of: "=") else {
@@ -294,7 +296,7 @@ public struct SizeClass: Hashable, Sendable, Codable {
         var classes: [SizeClass] = []
         for item in text.split(separator: ",") {
             let parts = item.split(separator: ":")
-            guard parts.count == 2, let area = Double(parts[1].trimmingSpaces), area > 0 else { return nil }
+            guard parts.count == 2, let area = Double(parts[1].trimmingSpaces), area > 0, area.isFinite else { return nil }
             let name = parts[0].trimmingSpaces.uppercased()
             guard !name.isEmpty, name.count <= 8, name.allSatisfy({ $0.isLetter || $0.isNumber }),
                   !classes.contains(where: { $0.name == name }) else { return nil }

@@ -192,9 +192,10 @@ public final class Journal: Sendable {
 
     private func rotateIfDue(_ current: inout AppendState) throws(SpoolError) {
         let size = try segmentSize(current)
-        let age = Clock.nowMilliseconds() - current.createdAt
+        // The creation time comes from the segment's header: a damaged one may be any Int64.
+        let (age, overflow) = Clock.nowMilliseconds().subtractingReportingOverflow(current.createdAt)
         let headerSize = JournalSegment.header(createdAt: current.createdAt).count
-        guard size > headerSize, size >= configuration.maxSegmentBytes || age >= configuration.maxSegmentAge.milliseconds else { return }
+        guard size > headerSize, size >= configuration.maxSegmentBytes || overflow || age >= configuration.maxSegmentAge.milliseconds else { return }
         try seal(&current)
     }
 

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Intake
 import Spool
+import UnitImport
 
 struct Units: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -111,7 +112,8 @@ struct Units: ParsableCommand {
             guard let data = Caller.readFileAsRealUser(file).map({ Data($0) }) else {
                 throw Failure(IntakeError(.noInput, "cannot read \(file.echoed)"), json: global.json)
             }
-            let parsed = try UnitFile(name: file.shortened, data: data, json: global.json).entries()
+            let parsed: (entries: [UnitFile.Entry], word: String)
+            do { parsed = try UnitFile(name: file.shortened, data: data).entries() } catch { throw Failure(error, json: global.json) }
             try importing(parsed.entries, word: parsed.word)
         }
 
