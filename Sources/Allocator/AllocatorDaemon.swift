@@ -7,6 +7,21 @@ import Synchronization
 /// The allocator daemon (`spool-allocator`): consumes the allocation queue with a
 /// ``QueueProcessor`` and decides each command through the ``AllocationService``.
 public enum AllocatorDaemon {
+    /// The allocator's start-up recovery, before it takes any item: opens the spool, its
+    /// allocation queue and the store, queues what the outbox still holds (messages a crash left
+    /// undelivered), completes rentals whose period has ended and sweeps `tmp/`. Idempotent;
+    /// the power-loss tests run exactly this on every simulated crash state.
+    static func startUp(configuration: SystemConfiguration, logger: Logger) throws -> (Spool, Queue, AllocationService, HealthReporter) {
+        let spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
+        let queue = try spool.queue(.allocation, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
+        let service = try AllocationService(spool: spool, configuration: configuration, logger: logger)
+        let health = HealthReporter(records: try RecordDirectory(spool: spool, path: "state"), logger: logger)
+        try service.drainOutbox()
+        try service.completeEndedRentals()
+        try spool.sweepStaging()
+        return (spool, queue, service, health)
+    }
+
     /// Runs until `stop` is triggered: publishes any outbox left by a crash, completes ended
     /// rentals, reports `READY=1`, then processes commands (and, every tick, publishes the
     /// outbox, projects the journal into the index and completes ended rentals).
@@ -20,15 +35,8 @@ public enum AllocatorDaemon {
     ///   per item and reported in `state/allocator-health`, never thrown.
     public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
         // Start-up retries transient failures (several daemons starting together, a full disk).
-        let (queue, service, health) = try StartupRetry.run("allocator start-up", logger: logger, stop: stop) {
-            let spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
-            let queue = try spool.queue(.allocation, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
-            let service = try AllocationService(spool: spool, configuration: configuration, logger: logger)
-            let health = HealthReporter(records: try RecordDirectory(spool: spool, path: "state"), logger: logger)
-            try service.drainOutbox()
-            try service.completeEndedRentals()
-            try spool.sweepStaging()
-            return (queue, service, health)
+        let (_, queue, service, health) = try StartupRetry.run("allocator start-up", logger: logger, stop: stop) {
+            try startUp(configuration: configuration, logger: logger)
         }
 
         var processing = QueueProcessor.Configuration()

@@ -144,13 +144,7 @@ enum PowerLossWorkload {
         }
         do {
             // The allocator's and the notifier's start-up.
-            let spool = try Spool(path: configuration.spoolRoot, create: true, logger: quiet)
-            let allocationQueue = try spool.queue(.allocation, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
-            let service = try AllocationService(spool: spool, configuration: configuration, logger: quiet)
-            let health = HealthReporter(records: try RecordDirectory(spool: spool, path: "state"), logger: quiet)
-            try service.drainOutbox()
-            try service.completeEndedRentals()
-            try spool.sweepStaging()
+            let (spool, allocationQueue, service, health) = try AllocatorDaemon.startUp(configuration: configuration, logger: quiet)
             let notificationQueue = try spool.queue(.notifications, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
             let notifier = try NotificationService(spool: spool, configuration: configuration, logger: quiet)
             // reconcile
