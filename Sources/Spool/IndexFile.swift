@@ -52,9 +52,14 @@ final class IndexFile: Sendable {
         }
     }
 
+    /// The connections to the file at the path: a read-only one for queries, opened with the
+    /// file, and a writable one, opened at the first write. Reading never writes the file: a
+    /// read-only connection neither switches the journal mode nor (GRDB issue 102) writes a
+    /// table to make a WAL, and it cannot checkpoint when it closes.
     private struct Opened: Sendable {
-        let pool: DatabasePool
+        let reader: DatabaseQueue
         let identity: Identity
+        var writer: DatabaseQueue?
     }
 
     let path: String
@@ -82,19 +87,29 @@ final class IndexFile: Sendable {
 
     /// Runs `body` on the open database, holding the shared lock; reopens a replaced file and
     /// repairs an unusable one first (at most three times, then throws
-    /// ``SpoolError/corrupt(path:reason:)``). `body` may run more than once.
-    func withPool<T>(_ body: (DatabasePool) throws -> T) throws -> T {
+    /// ``SpoolError/corrupt(path:reason:)``). `body` may run more than once. With `writing`,
+    /// `body` gets the writable connection (opened now if it is not yet; refused for a
+    /// read-only index); otherwise the read-only one, and nothing is written to the file
+    /// unless it must be repaired.
+    func withDatabase<T>(writing: Bool, _ body: (any DatabaseWriter) throws -> T) throws -> T {
+        if writing, readOnly {
+            throw SpoolError.system(operation: "write", path: path, SystemCallError(call: .open, errno: EROFS))
+        }
         var repairs = 0
         while true {
             if !readOnly, repairs == 0, access((path as NSString).deletingLastPathComponent, F_OK) != 0, errno == ENOENT {
                 try recovery.makeDirectory()  // the index directory itself was removed
             }
             let outcome: Result<T, Problem> = try FileLock.holding(lockPath, exclusive: false) {
-                switch try current() {
+                switch try current(writing: writing) {
                 case .failure(let problem): return .failure(problem)
-                case .success(let opened):
-                    do { return .success(try body(opened.pool)) } catch where SpoolDatabase.isDamage(error) {
-                        return .failure(.unusable(opened.identity, "\(error)"))
+                case .success(let (database, identity)):
+                    do {
+                        let value = try body(database)
+                        if writing { SpoolDatabase.truncateWALIfLarge(database, path: path) }
+                        return .success(value)
+                    } catch where SpoolDatabase.isDamage(error) {
+                        return .failure(.unusable(identity, "\(error)"))
                     }
                 }
             }
@@ -110,25 +125,41 @@ final class IndexFile: Sendable {
         }
     }
 
-    /// The pool for the file now at the path (under the shared lock).
-    private func current() throws -> Result<Opened, Problem> {
+    /// The connection for the file now at the path (under the shared lock): the read-only one,
+    /// or with `writing` the writable one.
+    private func current(writing: Bool) throws -> Result<(any DatabaseWriter, Identity), Problem> {
         let identity = try Self.identity(of: path)
         return try opened.withLock { opened in
-            if let existing = opened, existing.identity == identity { return .success(existing) }
-            opened = nil  // replaced or deleted: close the old file (its WAL persists; see above)
-            guard let identity else { return .failure(.missing) }
-            do {
-                let pool = try DatabasePool(path: path, configuration: SpoolDatabase.configuration(label: "status-index", readOnly: readOnly))
-                let migrator = migrator()
-                let complete = try pool.read { db in
-                    try migrator.hasCompletedMigrations(db)
-                        && Row.fetchOne(db, sql: "SELECT 1 FROM projection WHERE id = 1") != nil
+            if opened?.identity != identity {
+                opened = nil  // replaced or deleted: close the old file (its WAL persists; see above)
+                guard let identity else { return .failure(.missing) }
+                do {
+                    let reader = try DatabaseQueue(path: path, configuration: SpoolDatabase.configuration(
+                        label: "status-index", readOnly: true, projection: true))
+                    let migrator = migrator()
+                    let complete = try reader.read { db in
+                        try migrator.hasCompletedMigrations(db)
+                            && Row.fetchOne(db, sql: "SELECT 1 FROM projection WHERE id = 1") != nil
+                    }
+                    guard complete else { return .failure(.unusable(identity, "no schema, or never projected")) }
+                    opened = Opened(reader: reader, identity: identity)
+                } catch where SpoolDatabase.isDamage(error) {
+                    return .failure(.unusable(identity, "\(error)"))
                 }
-                guard complete else { return .failure(.unusable(identity, "no schema, or never projected")) }
-                opened = Opened(pool: pool, identity: identity)
-                return .success(opened!)
+            }
+            guard var current = opened else { return .failure(.missing) }
+            guard writing else { return .success((current.reader, current.identity)) }
+            if let writer = current.writer { return .success((writer, current.identity)) }
+            do {
+                // The file was built in WAL mode: a queue with the default journal mode keeps
+                // it, where a pool would make sure of it by writing (GRDB issue 102).
+                let writer = try DatabaseQueue(path: path, configuration: SpoolDatabase.configuration(
+                    label: "status-index", projection: true))
+                current.writer = writer
+                opened = current
+                return .success((writer, current.identity))
             } catch where SpoolDatabase.isDamage(error) {
-                return .failure(.unusable(identity, "\(error)"))
+                return .failure(.unusable(current.identity, "\(error)"))
             }
         }
     }
@@ -136,7 +167,7 @@ final class IndexFile: Sendable {
     /// Why the file now at the path cannot be used, or nil if it can.
     func probe() throws -> Problem? {
         try FileLock.holding(lockPath, exclusive: false) {
-            if case .failure(let problem) = try current() { return problem }
+            if case .failure(let problem) = try current(writing: false) { return problem }
             return nil
         }
     }

@@ -49,10 +49,13 @@ public final class StatusIndex: Sendable {
     /// Such a reader holds no lock a daemon waits for without bound: in WAL mode a reader never
     /// blocks writers, and a replacement gives up waiting for the shared `flock` after a few
     /// seconds (see `IndexFile`).
-    public init(spool: Spool, readOnly: Bool = false) throws(SpoolError) {
+    /// `journal`, when given, is `spool`'s journal as the caller opened it (one open per process).
+    public init(spool: Spool, journal: Journal? = nil, readOnly: Bool = false) throws(SpoolError) {
         path = try Self.defaultPath(in: spool)
         fixed = nil
-        let recovery = IndexRecovery(makeDirectory: { _ = try Self.defaultPath(in: spool) }, journal: try Journal(spool: spool),
+        let opened: Journal
+        if let journal { opened = journal } else { opened = try Journal(spool: spool) }
+        let recovery = IndexRecovery(makeDirectory: { _ = try Self.defaultPath(in: spool) }, journal: opened,
                                      quarantine: spool.quarantine, logger: spool.logger)
         file = IndexFile(path: path, recovery: recovery, readOnly: readOnly, migrator: { Self.migrator })
     }
@@ -63,10 +66,11 @@ public final class StatusIndex: Sendable {
         try spool.directoryPath("index") + "/status.sqlite"
     }
 
-    /// Runs `body` on the database (for a spool's index: the healthy file now at the path).
-    private func withDatabase<T>(_ body: (DatabasePool) throws -> T) throws -> T {
+    /// Runs `body` on the database (for a spool's index: the healthy file now at the path,
+    /// through its read-only connection unless `writing`: queries never write the file).
+    private func withDatabase<T>(writing: Bool = false, _ body: (any DatabaseWriter) throws -> T) throws -> T {
         if let fixed { return try body(fixed) }
-        return try file!.withPool(body)
+        return try file!.withDatabase(writing: writing, body)
     }
 
     private static var migrator: DatabaseMigrator {
@@ -105,12 +109,12 @@ public final class StatusIndex: Sendable {
     /// Returns how many entity rows changed.
     @discardableResult
     public func apply(_ events: [IndexEvent], consumedThrough position: JournalPosition? = nil) throws -> Int {
-        try withDatabase { database in try Self.apply(events, consumedThrough: position, database) }
+        try withDatabase(writing: true) { database in try Self.apply(events, consumedThrough: position, database) }
     }
 
     @discardableResult
     private static func apply(_ events: [IndexEvent], consumedThrough position: JournalPosition?,
-                              _ database: DatabasePool) throws -> Int {
+                              _ database: any DatabaseWriter) throws -> Int {
         try database.write { db in
             var changed = 0
             for event in events where try Self.upsert(event, db) { changed += 1 }
@@ -161,7 +165,7 @@ public final class StatusIndex: Sendable {
     /// ``catchUp(from:batchSize:)``, also returning the damage the journal reader met (see
     /// ``Journal/read(from:_:)``).
     public func catchUpReportingDamage(from journal: Journal, batchSize: Int = 500) throws -> (read: Int, damage: [JournalDamage]) {
-        try withDatabase { database in
+        try withDatabase(writing: true) { database in
             var pending: [IndexEvent] = []
             var read = 0
             var last = try Self.consumedPosition(database)
@@ -214,7 +218,7 @@ public final class StatusIndex: Sendable {
 
     /// Checkpoints the WAL into the index and truncates it to zero bytes.
     public func checkpoint() throws {
-        try withDatabase { database in try SpoolDatabase.checkpoint(database) }
+        try withDatabase(writing: true) { database in try SpoolDatabase.checkpoint(database) }
     }
 
     /// The latest status of every entity (or only of `entity`) in `journal`, computed in memory
@@ -238,7 +242,7 @@ public final class StatusIndex: Sendable {
         try withDatabase { database in try Self.consumedPosition(database) }
     }
 
-    private static func consumedPosition(_ database: DatabasePool) throws -> JournalPosition {
+    private static func consumedPosition(_ database: any DatabaseReader) throws -> JournalPosition {
         try database.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT segment, offset FROM projection WHERE id = 1") else { return .start }
             let segment = try row.decode(Int64.self, forColumn: "segment")
@@ -249,9 +253,30 @@ public final class StatusIndex: Sendable {
         }
     }
 
-    /// The entity with `id`, if indexed.
+    /// The entity with `id`, if indexed: one point query on the primary key, through the
+    /// read-only connection.
     public func entity(_ id: String) throws -> IndexedEntity? {
-        try withDatabase { database in try database.read { db in try Self.fetch(db, where: "id = ?", [id]).first } }
+        try withDatabase { database in
+            try database.read { db in
+                try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM entity WHERE id = ?"), arguments: [id]).map(Self.entity(row:))
+            }
+        }
+    }
+
+    /// The entity with `id` as the journal has it past the position the index consumed: its
+    /// latest event there (by the index's version rule), or nil. Reads the journal's tail and
+    /// writes nothing: what a reader asks when the index does not know `id` yet, without
+    /// catching the index up (the daemons do).
+    public func unprojected(_ id: String, in journal: Journal) throws -> IndexedEntity? {
+        let position = try consumedPosition()
+        var latest: IndexedEntity?
+        _ = try journal.read(from: position) { record in
+            guard let event = IndexEvent.decode(record.payload), event.entity == id else { return }
+            if let known = latest,
+               known.version > event.version || (known.version == event.version && known.document >= event.document) { return }
+            latest = IndexedEntity(event)
+        }
+        return latest
     }
 
     /// Entities whose key `name` equals `value`, most recently updated first.
@@ -282,13 +307,16 @@ public final class StatusIndex: Sendable {
     private static func fetch(_ db: Database, where condition: String, _ arguments: StatementArguments,
                               order: String = "updated_at DESC, id", limit: Int = 1000) throws -> [IndexedEntity] {
         try Row.fetchAll(db, sql: "SELECT * FROM entity WHERE \(condition) ORDER BY \(order) LIMIT \(limit)", arguments: arguments)
-            .map { row in
-                // Throwing decodes: a damaged value is damage (the index is rebuilt), never a trap.
-                let keysText = try row.decode(String.self, forColumn: "keys")
-                let keys = (try? JSONDecoder().decode([String: String].self, from: Data(keysText.utf8))) ?? [:]
-                return IndexedEntity(entity: try row.decode(forColumn: "id"), version: try row.decode(forColumn: "version"),
-                                     state: try row.decode(forColumn: "state"), updatedAt: try row.decode(forColumn: "updated_at"),
-                                     keys: keys, document: try row.decode(forColumn: "document"))
-            }
+            .map(entity(row:))
+    }
+
+    /// The entity a row of `entity` holds. Throwing decodes: a damaged value is damage (the
+    /// index is rebuilt), never a trap.
+    private static func entity(row: Row) throws -> IndexedEntity {
+        let keysText = try row.decode(String.self, forColumn: "keys")
+        let keys = (try? JSONDecoder().decode([String: String].self, from: Data(keysText.utf8))) ?? [:]
+        return IndexedEntity(entity: try row.decode(forColumn: "id"), version: try row.decode(forColumn: "version"),
+                             state: try row.decode(forColumn: "state"), updatedAt: try row.decode(forColumn: "updated_at"),
+                             keys: keys, document: try row.decode(forColumn: "document"))
     }
 }
