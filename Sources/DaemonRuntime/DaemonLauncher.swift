@@ -51,7 +51,7 @@ public enum DaemonLauncher {
             logger.critical("bad configuration", metadata: ["error": "\(error)"])
             return Configuration.exitCode(for: error)
         }
-        if SpoolProcess.isRestricted, !ProcessRights.realUserIsOperator(group: configuration.operatorGroup) {
+        if SpoolProcess.isRestricted, !ProcessRights.realUserIsRootOrMember(of: configuration.operatorGroup) {
             logger.critical("refusing to run with the spool group's rights for a user who is not an operator",
                             metadata: ["uid": "\(getuid())", "operator_group": "\(configuration.operatorGroup)"])
             return 77  // EX_NOPERM

@@ -25,7 +25,7 @@ public struct Caller: Sendable, Equatable {
     public static func current(operatorGroup: String) -> Caller {
         let uid = getuid()
         let name = ProcessRights.userName(uid) ?? String(uid)
-        return Caller(uid: uid, name: name, isOperator: ProcessRights.isOperator(uid: uid, name: name, group: operatorGroup))
+        return Caller(uid: uid, name: name, isOperator: ProcessRights.isRootOrMember(uid: uid, name: name, of: operatorGroup))
     }
 
     /// Reads the file at `path` (at most `limit` bytes) with the real user's rights, not the

@@ -4,12 +4,12 @@ import Glibc
 
 /// The rights the calling process runs with, from credentials its caller cannot forge: whether it
 /// is restricted (setgid to the spool's group and run by an ordinary user) and whether its real
-/// user belongs to a group. Every program needs these, the front door and the daemons alike.
+/// user belongs to a group. Every program that opens the spool needs these.
 public enum ProcessRights {
     /// Whether the process runs with rights its real user does not have: the real user is not
     /// root and the effective user or group differs from the real one (a setgid `spoolctl`, or a
-    /// daemon started from one). Postfix calls this "restricted mode": the program then trusts
-    /// only the system configuration, and only operators may run daemon commands.
+    /// program started from one). Postfix calls this "restricted mode": the program then trusts
+    /// only the system configuration.
     public static var isRestricted: Bool {
         let uid = getuid()
         return uid != 0 && (geteuid() != uid || getegid() != getgid())
@@ -25,14 +25,14 @@ public enum ProcessRights {
     }
 
     /// Whether the real user (`uid`, login `name`) is root or a member of `groupName`.
-    public static func isOperator(uid: uid_t, name: String, group groupName: String) -> Bool {
+    public static func isRootOrMember(uid: uid_t, name: String, of groupName: String) -> Bool {
         uid == 0 || isMember(uid: uid, name: name, of: groupName)
     }
 
     /// Whether the calling process's real user is root or a member of `groupName`.
-    public static func realUserIsOperator(group groupName: String) -> Bool {
+    public static func realUserIsRootOrMember(of groupName: String) -> Bool {
         let uid = getuid()
-        return isOperator(uid: uid, name: userName(uid) ?? String(uid), group: groupName)
+        return isRootOrMember(uid: uid, name: userName(uid) ?? String(uid), of: groupName)
     }
 
     /// Membership of the real user in `groupName`, from credentials the caller cannot forge:
