@@ -228,15 +228,26 @@ final class IndexFile: Sendable {
             throw SpoolError.system(operation: "create", path: temporary, SystemCallError(call: .open, errno: errno))
         }
         close(fd)
-        var configuration = SpoolDatabase.configuration(label: "status-index-rebuild")
-        configuration.journalMode = .wal
-        let queue = try DatabaseQueue(path: temporary, configuration: configuration)
+        // Built without a rollback journal and without syncs, in a large page cache: the file is
+        // nobody's until it is complete, synced and renamed into place, and a crash before that
+        // leaves only a partial build to remove. Switched to WAL at the end, so openers never
+        // switch modes.
+        let queue = try DatabaseQueue(path: temporary, configuration: SpoolDatabase.configuration(label: "status-index-rebuild"))
+        try queue.writeWithoutTransaction { db in
+            _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = OFF")
+            try db.execute(sql: "PRAGMA synchronous = OFF; PRAGMA cache_size = -262144")
+        }
         try migrator().migrate(queue)
         let built = try queue.write { db in
             let damage = try StatusIndex.project(recovery.journal, into: db)
             return (rows: try Int.fetchOne(db, sql: "SELECT count(*) FROM entity") ?? 0, damage: damage)
         }
-        try queue.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try queue.writeWithoutTransaction { db in
+            guard try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") == "wal" else {
+                throw SpoolError.corrupt(path: temporary, reason: "could not switch the rebuilt index to WAL mode")
+            }
+            _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
         try queue.close()
         let file = Glibc.open(temporary, O_RDONLY | O_CLOEXEC)
         guard file >= 0 else { throw SpoolError.system(operation: "open", path: temporary, SystemCallError(call: .open, errno: errno)) }

@@ -147,10 +147,35 @@ public final class StatusIndex: Sendable {
         return true
     }
 
-    private static func keysText(_ keys: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: (try? encoder.encode(keys)) ?? Data("{}".utf8), as: UTF8.self)
+    /// The keys as a JSON object, sorted by name (what `JSONEncoder` with `.sortedKeys` gives, but
+    /// without its cost: a rebuild writes one per event).
+    static func keysText(_ keys: [String: String]) -> String {
+        var text = "{"
+        for (offset, name) in keys.keys.sorted().enumerated() {
+            if offset > 0 { text += "," }
+            appendJSONString(name, to: &text)
+            text += ":"
+            appendJSONString(keys[name]!, to: &text)
+        }
+        return text + "}"
+    }
+
+    private static func appendJSONString(_ value: String, to text: inout String) {
+        text += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case _ where scalar.value < 0x20:
+                let digits = String(scalar.value, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - digits.count) + digits
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        text += "\""
     }
 
     /// Projects every journal record after the stored position, in batches of `batchSize`
@@ -297,6 +322,11 @@ public final class StatusIndex: Sendable {
                 return try Self.fetch(db, where: "1", [], limit: limit)
             }
         }
+    }
+
+    /// The number of entities indexed.
+    public func count() throws -> Int {
+        try withDatabase { database in try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM entity") ?? 0 } }
     }
 
     /// Every row, ordered by id: for comparing two indexes.

@@ -215,7 +215,7 @@ struct Index: ParsableCommand {
             let (count, report) = try operating(global, "rebuilding the index") { () -> (Int, JournalDamageReport) in
                 let index = try StatusIndex(spool: spool)
                 let damage = try index.rebuild(from: try Journal(spool: spool))
-                return (try index.dump().count,
+                return (try index.count(),
                         JournalDamageReport(damage: damage, unrestored: try JournalDamageReport.unrestored(damage, index: index)))
             }
             if global.json {

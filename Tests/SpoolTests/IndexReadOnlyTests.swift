@@ -90,3 +90,26 @@ import Testing
         #expect(try database.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
     }
 }
+
+/// The keys column is written without `JSONEncoder` (a rebuild writes one per event): it must
+/// still be JSON that decodes to the same keys, for any strings.
+@Suite struct IndexKeysTextTests {
+    @Test func keysTextDecodesToTheSameKeysForAnyStrings() throws {
+        var generator = SeededGenerator(seed: 77)
+        let alphabet: [Unicode.Scalar] = ["a", "Z", "0", "\"", "\\", "/", "\n", "\r", "\t", "\u{0}", "\u{1f}", "\u{7f}", "é", "€", "😀", " ", "{", ":"]
+        for _ in 0..<500 {
+            var keys: [String: String] = [:]
+            for _ in 0..<Int.random(in: 0...4, using: &generator) {
+                func text() -> String {
+                    var value = String.UnicodeScalarView()
+                    for _ in 0..<Int.random(in: 0...12, using: &generator) { value.append(alphabet.randomElement(using: &generator)!) }
+                    return String(value)
+                }
+                keys[text()] = text()
+            }
+            let encoded = StatusIndex.keysText(keys)
+            #expect(try JSONDecoder().decode([String: String].self, from: Data(encoded.utf8)) == keys, "\(encoded)")
+        }
+        #expect(StatusIndex.keysText(["submitted_by": "0", "customer": "c1@example.com"]) == #"{"customer":"c1@example.com","submitted_by":"0"}"#)
+    }
+}
