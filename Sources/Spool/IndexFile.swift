@@ -232,14 +232,20 @@ final class IndexFile: Sendable {
         // nobody's until it is complete, synced and renamed into place, and a crash before that
         // leaves only a partial build to remove. Switched to WAL at the end, so openers never
         // switch modes.
-        let queue = try DatabaseQueue(path: temporary, configuration: SpoolDatabase.configuration(label: "status-index-rebuild"))
+        // Keys are inserted after their row: the foreign key needs no check. The secondary
+        // indexes are created once the tables are full (see ``StatusIndex/secondaryIndexes``).
+        var configuration = SpoolDatabase.configuration(label: "status-index-rebuild")
+        configuration.foreignKeysEnabled = false
+        let queue = try DatabaseQueue(path: temporary, configuration: configuration)
         try queue.writeWithoutTransaction { db in
             _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = OFF")
             try db.execute(sql: "PRAGMA synchronous = OFF; PRAGMA cache_size = -262144")
         }
         try migrator().migrate(queue)
         let built = try queue.write { db in
+            for index in StatusIndex.secondaryIndexes { try db.execute(sql: "DROP INDEX \(index.name)") }
             let damage = try StatusIndex.project(recovery.journal, into: db)
+            for index in StatusIndex.secondaryIndexes { try db.execute(sql: index.sql) }
             return (rows: try Int.fetchOne(db, sql: "SELECT count(*) FROM entity") ?? 0, damage: damage)
         }
         try queue.writeWithoutTransaction { db in

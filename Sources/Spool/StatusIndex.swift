@@ -73,6 +73,13 @@ public final class StatusIndex: Sendable {
         return try file!.withDatabase(writing: writing, body)
     }
 
+    /// The secondary indexes, as the migration creates them: a rebuild drops them while it
+    /// fills the tables and creates them again at the end (one sort instead of random inserts).
+    static let secondaryIndexes = [
+        (name: "entity_state", sql: "CREATE INDEX entity_state ON entity(state, updated_at)"),
+        (name: "entity_key_lookup", sql: "CREATE INDEX entity_key_lookup ON entity_key(name, value)"),
+    ]
+
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -85,14 +92,14 @@ public final class StatusIndex: Sendable {
                     keys TEXT NOT NULL,
                     document TEXT NOT NULL
                 ) WITHOUT ROWID;
-                CREATE INDEX entity_state ON entity(state, updated_at);
+                \(secondaryIndexes[0].sql);
                 CREATE TABLE entity_key (
                     entity_id TEXT NOT NULL REFERENCES entity(id) ON DELETE CASCADE,
                     name TEXT NOT NULL,
                     value TEXT NOT NULL,
                     PRIMARY KEY (entity_id, name)
                 ) WITHOUT ROWID;
-                CREATE INDEX entity_key_lookup ON entity_key(name, value);
+                \(secondaryIndexes[1].sql);
                 CREATE TABLE projection (
                     id INTEGER PRIMARY KEY CHECK (id = 1),
                     segment INTEGER NOT NULL,
@@ -128,6 +135,33 @@ public final class StatusIndex: Sendable {
             }
             return changed
         }
+    }
+
+    /// Entities gathered in memory by ``project(_:into:)`` before they are written.
+    static let projectionWindow = 20_000
+
+    /// True when `event` supersedes `known` by the index's version rule: a higher version, or at
+    /// an equal version a larger document (compared as bytes, as SQLite compares text).
+    static func supersedes(_ event: IndexEvent, _ known: IndexEvent) -> Bool {
+        supersedes(event, version: known.version, document: known.document)
+    }
+
+    static func supersedes(_ event: IndexEvent, version: Int64, document: String) -> Bool {
+        event.version > version || (event.version == version && document.utf8.lexicographicallyPrecedes(event.document.utf8))
+    }
+
+    /// Inserts `event`'s row and keys if the entity has no row yet; otherwise ``upsert(_:_:)``.
+    private static func insertOrUpsert(_ event: IndexEvent, _ db: Database) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO entity (id, version, state, updated_at, keys, document) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO NOTHING
+            """).execute(arguments: [event.entity, event.version, event.state, event.at, keysText(event.keys), event.document])
+        guard db.changesCount > 0 else {
+            _ = try upsert(event, db)
+            return
+        }
+        let insertKey = try db.cachedStatement(sql: "INSERT INTO entity_key (entity_id, name, value) VALUES (?, ?, ?)")
+        for (name, value) in event.keys { try insertKey.execute(arguments: [event.entity, name, value]) }
     }
 
     /// One version-guarded upsert: the row changes only for a higher version (or, at an equal
@@ -229,12 +263,31 @@ public final class StatusIndex: Sendable {
     /// Upserts every index event of `journal` into `db` and records the end position.
     /// Returns the damage the journal reader met.
     @discardableResult
+    ///
+    /// The events of one request lie close together in the journal (submit, decision,
+    /// notification), so they are gathered in a window of ``projectionWindow`` entities that
+    /// keeps only each one's latest (by the version rule), and written when it fills: a third of
+    /// the statements. A row not yet in the table is inserted with its keys, without the upsert's
+    /// delete of old keys.
     static func project(_ journal: Journal, into db: Database) throws -> [JournalDamage] {
         var last = JournalPosition.start
+        var window: [String: IndexEvent] = [:]
+        window.reserveCapacity(projectionWindow)
+        func flush() throws {
+            // In key order: the table and its keys are B-trees on the id.
+            for event in window.values.sorted(by: { $0.entity.utf8.lexicographicallyPrecedes($1.entity.utf8) }) {
+                try insertOrUpsert(event, db)
+            }
+            window.removeAll(keepingCapacity: true)
+        }
         let result = try journal.read(from: .start) { record in
-            if let event = IndexEvent.decode(record.payload) { _ = try Self.upsert(event, db) }
+            if let event = IndexEvent.decode(record.payload) {
+                if let known = window[event.entity], !supersedes(event, known) {} else { window[event.entity] = event }
+                if window.count >= projectionWindow { try flush() }
+            }
             last = record.next
         }
+        try flush()
         let end = max(last, result.end)
         try db.execute(sql: "INSERT INTO projection (id, segment, offset) VALUES (1, ?, ?)",
                        arguments: [Int64(end.segment), end.offset])
@@ -253,7 +306,7 @@ public final class StatusIndex: Sendable {
         _ = try journal.read(from: .start) { record in
             guard let event = IndexEvent.decode(record.payload), entity == nil || event.entity == entity else { return }
             if let known = latest[event.entity],
-               known.version > event.version || (known.version == event.version && known.document >= event.document) { return }
+               !supersedes(event, version: known.version, document: known.document) { return }
             latest[event.entity] = IndexedEntity(entity: event.entity, version: event.version, state: event.state,
                                                  updatedAt: event.at, keys: event.keys, document: event.document)
         }
@@ -298,7 +351,7 @@ public final class StatusIndex: Sendable {
         _ = try journal.read(from: position) { record in
             guard let event = IndexEvent.decode(record.payload), event.entity == id else { return }
             if let known = latest,
-               known.version > event.version || (known.version == event.version && known.document >= event.document) { return }
+               !Self.supersedes(event, version: known.version, document: known.document) { return }
             latest = IndexedEntity(event)
         }
         return latest
