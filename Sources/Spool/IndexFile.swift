@@ -52,13 +52,13 @@ final class IndexFile: Sendable {
         }
     }
 
-    /// The connections to the file at the path: a read-only one for queries, opened with the
-    /// file, and a writable one, opened at the first write. Reading never writes the file: a
-    /// read-only connection neither switches the journal mode nor (GRDB issue 102) writes a
-    /// table to make a WAL, and it cannot checkpoint when it closes.
+    /// The connections to the file at the path: a read-only one for queries and a writable one,
+    /// each opened at its first use (the first of them checks that the file is a whole index).
+    /// Reading never writes the file: a read-only connection neither switches the journal mode
+    /// nor (GRDB issue 102) writes a table to make a WAL, and it cannot checkpoint on close.
     private struct Opened: Sendable {
-        let reader: DatabaseQueue
         let identity: Identity
+        var reader: DatabaseQueue?
         var writer: DatabaseQueue?
     }
 
@@ -130,36 +130,30 @@ final class IndexFile: Sendable {
     private func current(writing: Bool) throws -> Result<(any DatabaseWriter, Identity), Problem> {
         let identity = try Self.identity(of: path)
         return try opened.withLock { opened in
-            if opened?.identity != identity {
-                opened = nil  // replaced or deleted: close the old file (its WAL persists; see above)
-                guard let identity else { return .failure(.missing) }
-                do {
-                    let reader = try DatabaseQueue(path: path, configuration: SpoolDatabase.configuration(
-                        label: "status-index", readOnly: true, projection: true))
+            if opened?.identity != identity { opened = nil }  // replaced or deleted: close the old file (its WAL persists; see above)
+            guard let identity else { return .failure(.missing) }
+            if let connection = writing ? opened?.writer : opened?.reader { return .success((connection, identity)) }
+            do {
+                // The writer is a queue with the default journal mode: the file was built in WAL
+                // mode, which it keeps, where a pool would make sure of it by writing (GRDB
+                // issue 102). A write-only use (a submit) opens no reader.
+                let connection = try DatabaseQueue(path: path, configuration: SpoolDatabase.configuration(
+                    label: "status-index", readOnly: !writing, projection: true))
+                if opened == nil {
+                    // First use of this file: it must be a whole index.
                     let migrator = migrator()
-                    let complete = try reader.read { db in
+                    let complete = try connection.read { db in
                         try migrator.hasCompletedMigrations(db)
                             && Row.fetchOne(db, sql: "SELECT 1 FROM projection WHERE id = 1") != nil
                     }
                     guard complete else { return .failure(.unusable(identity, "no schema, or never projected")) }
-                    opened = Opened(reader: reader, identity: identity)
-                } catch where SpoolDatabase.isDamage(error) {
-                    return .failure(.unusable(identity, "\(error)"))
                 }
-            }
-            guard var current = opened else { return .failure(.missing) }
-            guard writing else { return .success((current.reader, current.identity)) }
-            if let writer = current.writer { return .success((writer, current.identity)) }
-            do {
-                // The file was built in WAL mode: a queue with the default journal mode keeps
-                // it, where a pool would make sure of it by writing (GRDB issue 102).
-                let writer = try DatabaseQueue(path: path, configuration: SpoolDatabase.configuration(
-                    label: "status-index", projection: true))
-                current.writer = writer
+                var current = opened ?? Opened(identity: identity)
+                if writing { current.writer = connection } else { current.reader = connection }
                 opened = current
-                return .success((writer, current.identity))
+                return .success((connection, identity))
             } catch where SpoolDatabase.isDamage(error) {
-                return .failure(.unusable(current.identity, "\(error)"))
+                return .failure(.unusable(identity, "\(error)"))
             }
         }
     }
