@@ -5,6 +5,11 @@ import Spool
 /// The notifier daemon (`spool-notifier`): consumes the notification queue with a
 /// ``QueueProcessor`` and delivers each message through the ``NotificationService``.
 public enum NotifierDaemon {
+    /// Most notifications delivered as one group when a backlog exists (group commit: one sync
+    /// of each Maildir's `new/`, of `notifier/delivered/`, of the journal and of `active/` for
+    /// the group; see ``NotificationService/handle(_:)-([ClaimedItem])``).
+    public static let groupLimit = 16
+
     /// Runs until `stop` is triggered; reports `READY=1` once it is consuming.
     ///
     /// - Throws: when the spool cannot be opened (transient failures are retried first, see
@@ -19,10 +24,12 @@ public enum NotifierDaemon {
         }
         var processing = QueueProcessor.Configuration()
         processing.maxWorkers = configuration.notifierMaxWorkers
-        processing.lease = .seconds(max(300, configuration.hookTimeoutSeconds * 3))
-        let processor = QueueProcessor(queue: queue, configuration: processing, logger: logger) { item in
-            service.handle(item)
-        }
+        // A group runs the hook once per notification: the lease covers a whole group's.
+        processing.lease = .seconds(max(300, configuration.hookTimeoutSeconds * (groupLimit + 2)))
+        processing.groupLimit = groupLimit
+        let processor = QueueProcessor(queue: queue, configuration: processing, logger: logger, groupHandler: { items in
+            service.handle(items)
+        })
         notifier.notify("READY=1\nSTATUS=delivering notifications")
         logger.info("notifier ready", metadata: ["spool": "\(configuration.spoolRoot)", "maildir": "\(configuration.effectiveMaildirRoot)",
                                                  "hook": "\(configuration.notifyHook.isEmpty ? "none" : configuration.notifyHook)"])
