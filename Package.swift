@@ -116,7 +116,7 @@ let package = Package(
         // `swift run -c release allocator-bench [decisions|memory]`.
         .executableTarget(
             name: "allocator-bench",
-            dependencies: ["Spool", "Intake", "Allocator", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["Spool", "Rentals", "Allocator", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/allocator-bench"
         ),

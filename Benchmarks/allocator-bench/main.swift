@@ -17,7 +17,7 @@ import Glibc
 import Allocator
 import Foundation
 import GRDB
-import Intake
+import Rentals
 import Logging
 import Spool
 
@@ -93,10 +93,21 @@ func preparedSpool(rentals: Int, random: inout Generator) throws -> (String, Spo
                 """, arguments: [made.id, units[unit].id, start.daysSinceEpoch, start.daysSinceEpoch + days, status.jsonText()])
         }
     }
+    // As a running allocator keeps it (automatic checkpoints): the WAL folded into the store.
+    try database.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    try database.close()
     return (root, spool)
 }
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+/// CPU time (user + system) of this process so far, in seconds: steadier than the wall clock
+/// when fsync switches between its fast and slow modes.
+func cpuSeconds() -> Double {
+    var usage = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &usage)
+    return Double(usage.tv_sec) + Double(usage.tv_nsec) / 1e9
+}
 
 func decisions() throws {
     let counts = (option("--rentals") ?? (quick ? "0,2000" : "0,5000,50000")).split(separator: ",").compactMap { Int($0) }
@@ -104,7 +115,7 @@ func decisions() throws {
     let pairs = Int(option("--pairs") ?? "") ?? (quick ? 1 : 3)
     print("allocator decisions/s, \(unitsPerSize) units per size (\(sizes.count) sizes), \(decisionCount) decisions per run, \(pairs) pair(s), rentals held from day \(heldFrom)")
     var rates: [Int: [Double]] = [:]
-    var outcomes: [Int: (assigned: Int, rejected: Int)] = [:]
+    var cpuCosts: [Int: [Double]] = [:]
     for pair in 0..<pairs {
         for rentals in counts {
             var random = Generator(state: UInt64(rentals) &+ 17)
@@ -117,6 +128,7 @@ func decisions() throws {
                                         days: Int.random(in: 7...60, using: &random)))
             }
             var assigned = 0, rejected = 0
+            let cpuBefore = cpuSeconds()
             let elapsed = try seconds {
                 for made in requests {
                     switch try service.decide(.allocate(made)) {
@@ -126,18 +138,21 @@ func decisions() throws {
                     }
                 }
             }
+            let cpu = (cpuSeconds() - cpuBefore) / Double(decisionCount) * 1e6
             rates[rentals, default: []].append(Double(decisionCount) / elapsed)
-            outcomes[rentals] = (assigned, rejected)
-            print(String(format: "  pair %d  rentals %6d  %8.1f decisions/s  (%d assigned, %d rejected)",
-                         pair, rentals, Double(decisionCount) / elapsed, assigned, rejected))
+            cpuCosts[rentals, default: []].append(cpu)
+            print(String(format: "  pair %d  rentals %6d  %8.1f decisions/s  %7.0f us CPU/decision  (%d assigned, %d rejected)",
+                         pair, rentals, Double(decisionCount) / elapsed, cpu, assigned, rejected))
             try? FileManager.default.removeItem(atPath: root)
         }
     }
     guard let base = rates[counts[0]] else { return }
     for rentals in counts {
         let ratios = zip(rates[rentals]!, base).map { $0 / $1 }.sorted()
-        print(String(format: "rentals %6d  median %8.1f/s  ratio to %d rentals: min %.2f median %.2f max %.2f",
-                     rentals, median(rates[rentals]!), counts[0], ratios.first!, median(ratios), ratios.last!))
+        let cpuRatios = zip(cpuCosts[counts[0]]!, cpuCosts[rentals]!).map { $0 / $1 }.sorted()
+        print(String(format: "rentals %6d  median %8.1f/s  rate ratio to %d rentals: min %.2f median %.2f max %.2f;  CPU-rate ratio (empty CPU/decision over this one): min %.2f median %.2f max %.2f",
+                     rentals, median(rates[rentals]!), counts[0], ratios.first!, median(ratios), ratios.last!,
+                     cpuRatios.first!, median(cpuRatios), cpuRatios.last!))
     }
 }
 

@@ -1,5 +1,5 @@
 import GRDB
-import Intake
+import Rentals
 import Spool
 
 /// The best-fit rule (``BestFit``) and its alternatives search, answered by index queries over

@@ -1,5 +1,6 @@
+import DaemonRuntime
 import Foundation
-import Intake
+import Rentals
 import Spool
 
 extension NotificationService {

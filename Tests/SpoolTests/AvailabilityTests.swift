@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Intake
 import Logging
+import Rentals
 import Testing
 @testable import Allocator
 @testable import Spool

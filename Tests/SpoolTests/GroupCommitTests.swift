@@ -1,6 +1,8 @@
+import DaemonRuntime
 import Foundation
 import Intake
 import Logging
+import Rentals
 import Synchronization
 import Testing
 @testable import Allocator
