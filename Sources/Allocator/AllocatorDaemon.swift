@@ -35,6 +35,7 @@ public enum AllocatorDaemon {
     ///   processing errors are retried
     ///   per item and reported in `state/allocator-health`, never thrown.
     public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
+        DaemonMemory.bound()
         // Start-up retries transient failures (several daemons starting together, a full disk).
         let (_, queue, service, health) = try StartupRetry.run("allocator start-up", logger: logger, stop: stop) {
             try startUp(configuration: configuration, logger: logger)

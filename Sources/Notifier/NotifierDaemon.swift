@@ -17,6 +17,7 @@ public enum NotifierDaemon {
     ///   ``StartupRetry``); delivery failures are retried per item with
     ///   backoff, then dead-lettered, never thrown.
     public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
+        DaemonMemory.bound()
         // Start-up retries transient failures (several daemons starting together, a full disk).
         let (queue, service) = try StartupRetry.run("notifier start-up", logger: logger, stop: stop) {
             let spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
