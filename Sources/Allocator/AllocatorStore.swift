@@ -304,12 +304,31 @@ public final class AllocatorStore: Sendable {
         return period
     }
 
+    /// The integer in column `index` of `row`, nil for NULL; any other stored type (text, a
+    /// real, a blob: only damage puts one there) is ``StoredContentDamage``. Read through
+    /// `DatabaseValue`, never GRDB's fast path for `Int`: on a row of a live cursor that path
+    /// asks SQLite for the column as an integer, which turns the text `garbage` into 0, a day.
+    static func storedInteger(_ row: Row, _ index: Int) throws -> Int? {
+        try storedInteger(try row.decode(DatabaseValue.self, atIndex: index))
+    }
+
+    /// ``storedInteger(_:_:)`` of a value already read.
+    static func storedInteger(_ value: DatabaseValue) throws -> Int? {
+        switch value.storage {
+        case .null: return nil
+        case .int64(let value): return Int(value)
+        case .double, .string, .blob: throw StoredContentDamage("a stored day is not an integer")
+        }
+    }
+
     /// The days a stored day may be: years 0000 to 9999, as days since the epoch.
     static let storedDays = -719_528...2_932_896
 
     /// A day stored as days since the epoch, within years 0000 to 9999 (else ``StoredContentDamage``).
     static func day(_ row: Row, _ column: String) throws -> CalendarDay {
-        let days = try row.decode(Int.self, forColumn: column)
+        guard let days = try storedInteger(try row.decode(DatabaseValue.self, forColumn: column)) else {
+            throw StoredContentDamage("\(column) is NULL")
+        }
         guard storedDays.contains(days) else {
             throw StoredContentDamage("\(column) \(days) is not a day")
         }

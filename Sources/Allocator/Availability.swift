@@ -134,16 +134,16 @@ enum Availability {
     /// The period in columns 0 and 1 of `row` (`start_day`, `end_day`), checked like
     /// ``AllocatorStore/period(_:)`` but read by position (the search's inner loop).
     private static func span(_ row: Row) throws -> (start: Int, end: Int) {
-        let start = try row.decode(Int.self, atIndex: 0), end = try row.decode(Int.self, atIndex: 1)
-        guard AllocatorStore.storedDays.contains(start), AllocatorStore.storedDays.contains(end), start < end else {
-            throw StoredContentDamage("a rental's period \(start)..\(end) is not a period")
+        let start = try AllocatorStore.storedInteger(row, 0), end = try AllocatorStore.storedInteger(row, 1)
+        guard let start, let end, AllocatorStore.storedDays.contains(start), AllocatorStore.storedDays.contains(end), start < end else {
+            throw StoredContentDamage("a rental's period \(start.map(String.init) ?? "NULL")..\(end.map(String.init) ?? "NULL") is not a period")
         }
         return (start, end)
     }
 
     /// A nullable stored day, checked like ``AllocatorStore/day(_:_:)``.
     private static func optionalDay(_ row: Row, _ index: Int) throws -> CalendarDay? {
-        guard let days = try row.decode(Int?.self, atIndex: index) else { return nil }
+        guard let days = try AllocatorStore.storedInteger(row, index) else { return nil }
         guard AllocatorStore.storedDays.contains(days) else { throw StoredContentDamage("a stored day \(days) is not a day") }
         return CalendarDay(daysSinceEpoch: days)
     }

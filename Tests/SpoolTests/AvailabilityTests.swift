@@ -184,6 +184,25 @@ import Testing
         #expect(try again.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM grdb_migrations") } == 2)
     }
 
+    /// A day stored as text (only damage puts one there) is damage when a decision reads it:
+    /// a live cursor's fast path for `Int` would have read `garbage` as day 0 and assigned the
+    /// unit a second time.
+    @Test func aDayStoredAsTextIsDamageNotDayZero() throws {
+        let (service, _, _) = try service()
+        try service.store.addUnits([StorageUnit(id: "A", size: "S", site: "x")], sizes: SizeClass.defaults)
+        try service.store.write { db in
+            try db.execute(sql: """
+                INSERT INTO rental (request_id, state, unit_id, start_day, end_day, status, updated_at)
+                VALUES ('held', 'assigned', 'A', 'garbage', ?, '{}', 0)
+                """, arguments: [Self.origin.adding(days: 40).daysSinceEpoch])
+        }
+        let request = RentalRequest(id: "r", customer: "c", contact: "c@example.com", size: "S",
+                                    period: RentalPeriod(start: Self.origin.adding(days: 10), end: Self.origin.adding(days: 20))!,
+                                    submittedBy: 0, submittedByName: "root", createdAt: 0)
+        #expect(throws: (any Error).self) { try service.decide(.allocate(request)) }
+        #expect(try service.store.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM rental") } == 1, "nothing was assigned")
+    }
+
     /// A store whose invariant is broken (two assigned rentals of one unit overlap, as a damaged
     /// value could make them) is reported as damage when the index queries would choose the unit,
     /// never double-booked.
