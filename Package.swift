@@ -117,6 +117,14 @@ let package = Package(
             dependencies: ["Spool", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Benchmarks/spool-bench"
         ),
+        // The allocator's decisions/s against rentals held, and its memory over a long run:
+        // `swift run -c release allocator-bench [decisions|memory]`.
+        .executableTarget(
+            name: "allocator-bench",
+            dependencies: ["Spool", "Rentals", "Allocator", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/allocator-bench"
+        ),
         // A SQLite VFS that injects I/O faults into the status index, for the fault tests.
         .target(
             name: "SQLiteFaults",

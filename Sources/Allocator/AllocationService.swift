@@ -50,19 +50,36 @@ public final class AllocationService: Sendable {
     ///
     /// - Throws: GRDB's `DatabaseError` when the store fails; nothing is decided then.
     public func decide(_ command: AllocationCommand, now: Int64 = Clock.nowMilliseconds()) throws -> Decision {
-        try store.write { db in
-            let key = command.idempotencyKey
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key = ?", arguments: [key]) == true { return .noChange }
-            try db.execute(sql: "INSERT INTO processed (key, at) VALUES (?, ?)", arguments: [key, now])
-            let existing = try Row.fetchOne(db, sql: "SELECT state, status FROM rental WHERE request_id = ?", arguments: [command.request.id])
-            switch command {
-            case .allocate(let request):
-                // Decided before (a duplicate under another key) or cancelled before allocation.
-                guard existing == nil else { return .noChange }
-                return try allocate(request, now: now, db)
-            case .cancel(let request, let requestedAt):
-                return try cancel(request, requestedAt: requestedAt, existing: existing, now: now, db)
-            }
+        try decide([command], now: now)[0]
+    }
+
+    /// Decides `commands`, in order, in one transaction of the store (one commit, one sync):
+    /// group commit for a backlog, and a batch's requests. Each command keeps its own
+    /// idempotency key, so a redelivered group, or one that repeats a command, decides nothing
+    /// twice. All or nothing: when this throws, nothing of the group is decided. Does not
+    /// publish: call ``drainOutbox()`` after. Returns one decision per command.
+    ///
+    /// - Throws: GRDB's `DatabaseError` when the store fails; ``DatabaseDamage`` for a damaged store.
+    public func decide(_ commands: [AllocationCommand], now: Int64 = Clock.nowMilliseconds()) throws -> [Decision] {
+        guard !commands.isEmpty else { return [] }
+        return try store.write { db in try commands.map { try decide($0, now: now, in: db) } }
+    }
+
+    /// Decides `command` inside the caller's write transaction `db`.
+    func decide(_ command: AllocationCommand, now: Int64, in db: Database) throws -> Decision {
+        let key = command.idempotencyKey
+        let processed = try db.cachedStatement(sql: "SELECT 1 FROM processed WHERE key = ?")
+        if try Bool.fetchOne(processed, arguments: [key]) == true { return .noChange }
+        try db.cachedStatement(sql: "INSERT INTO processed (key, at) VALUES (?, ?)").execute(arguments: [key, now])
+        let existing = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, status FROM rental WHERE request_id = ?"),
+                                        arguments: [command.request.id])
+        switch command {
+        case .allocate(let request):
+            // Decided before (a duplicate under another key) or cancelled before allocation.
+            guard existing == nil else { return .noChange }
+            return try allocate(request, now: now, db)
+        case .cancel(let request, let requestedAt):
+            return try cancel(request, requestedAt: requestedAt, existing: existing, now: now, db)
         }
     }
 
@@ -75,16 +92,24 @@ public final class AllocationService: Sendable {
     ///
     /// - Throws: ``SpoolError`` when the journal cannot be appended to.
     public func journalReceived(_ command: AllocationCommand) throws {
-        guard case .allocate(let request) = command, (try? index.entity(request.id)) == nil else { return }
-        try journal.append([RentalStatus(received: request).indexEvent().encoded()], durability: .durable)
+        try journalReceived([command])
+    }
+
+    /// ``journalReceived(_:)-(AllocationCommand)`` for several commands, in one durable append.
+    public func journalReceived(_ commands: [AllocationCommand]) throws {
+        let records = commands.compactMap { command -> [UInt8]? in
+            guard case .allocate(let request) = command, (try? index.entity(request.id)) == nil else { return nil }
+            return RentalStatus(received: request).indexEvent().encoded()
+        }
+        guard !records.isEmpty else { return }
+        try journal.append(records, durability: .durable)
     }
 
     private func allocate(_ request: RentalRequest, now: Int64, _ db: Database) throws -> Decision {
         var status = RentalStatus(received: request)
         status.updatedAt = Timestamp(milliseconds: now)
         status.version = RentalStatus.version(step: 2)
-        let candidates = try Self.candidates(size: request.size, db)
-        if let unit = BestFit.choose(for: request.period, among: candidates) {
+        if let unit = try Availability.bestUnit(size: request.size, period: request.period, db) {
             status.state = .assigned
             status.unit = unit.id
             status.site = unit.site
@@ -94,11 +119,11 @@ public final class AllocationService: Sendable {
         }
         var alternative = Alternative()
         for size in BestFit.alternativeSizes(to: request.size, in: configuration.sizes)
-        where BestFit.choose(for: request.period, among: try Self.candidates(size: size, db)) != nil {
+        where try Availability.hasFreeUnit(size: size, period: request.period, db) {
             alternative.size = size
             break
         }
-        alternative.earliestStart = BestFit.earliestStart(for: request.period, among: candidates)
+        alternative.earliestStart = try Availability.earliestStart(size: request.size, period: request.period, db)
         var reason = "no \(request.size) unit is free for the whole period \(request.period.start) to \(request.period.end)"
         var offers: [String] = []
         if let size = alternative.size { offers.append("size \(size) is free for that period") }
@@ -152,19 +177,6 @@ public final class AllocationService: Sendable {
             }
             return rows.count
         }
-    }
-
-    static func candidates(size: String, _ db: Database) throws -> [BestFit.Candidate] {
-        let units = try StorageUnit.fetchAll(db, sql: "SELECT id, size, site, in_service FROM unit WHERE size = ? AND in_service = 1 ORDER BY id",
-                                             arguments: [size])
-        var holdings: [String: [RentalPeriod]] = [:]
-        for row in try Row.fetchAll(db, sql: """
-            SELECT unit_id, start_day, end_day FROM rental
-            WHERE state = 'assigned' AND unit_id IN (SELECT id FROM unit WHERE size = ?)
-            """, arguments: [size]) {
-            holdings[try row.decode(String.self, forColumn: "unit_id"), default: []].append(try AllocatorStore.period(row))
-        }
-        return units.map { BestFit.Candidate(unit: $0, holdings: holdings[$0.id] ?? []) }
     }
 
     private func insertRental(_ request: RentalRequest, unit: String?, status: RentalStatus, now: Int64, _ db: Database) throws {

@@ -35,6 +35,7 @@ public enum AllocatorDaemon {
     ///   processing errors are retried
     ///   per item and reported in `state/allocator-health`, never thrown.
     public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
+        DaemonMemory.bound()
         // Start-up retries transient failures (several daemons starting together, a full disk).
         let (_, queue, service, health) = try StartupRetry.run("allocator start-up", logger: logger, stop: stop) {
             try startUp(configuration: configuration, logger: logger)
@@ -42,16 +43,17 @@ public enum AllocatorDaemon {
 
         var processing = QueueProcessor.Configuration()
         processing.maxWorkers = configuration.allocatorMaxWorkers
+        processing.groupLimit = groupLimit
         let damage = Mutex<DatabaseDamage?>(nil)
-        let processor = QueueProcessor(queue: queue, configuration: processing, logger: logger) { item in
-            do throws(DatabaseDamage) { return try handle(item, service: service, health: health, logger: logger) } catch {
+        let processor = QueueProcessor(queue: queue, configuration: processing, logger: logger, groupHandler: { items in
+            do throws(DatabaseDamage) { return try handle(items, service: service, health: health, logger: logger) } catch {
                 // The store is damaged: no decision can be trusted now; stop (exit 65) instead of
                 // failing every command.
                 damage.withLock { $0 = $0 ?? error }
                 stop.trigger()
-                return .retry("\(error)")
+                return items.map { _ in .retry("\(error)") }
             }
-        }
+        })
         notifier.notify("READY=1\nSTATUS=allocating")
         logger.info("allocator ready", metadata: ["spool": "\(configuration.spoolRoot)", "max_workers": "\(processing.maxWorkers)"])
         let lastDay = Mutex(CalendarDay.today())
@@ -98,36 +100,76 @@ public enum AllocatorDaemon {
         var description: String { "a spool directory (journal/ or the allocation queue) was removed or replaced while the allocator ran; restart it" }
     }
 
+    /// Most allocation items decided in one store transaction when a backlog exists (group
+    /// commit): one commit, one journal append for their status records, one removal sync.
+    public static let groupLimit = 16
+
+    /// The commands an allocation item carries (one for a single submit); nil when the payload
+    /// does not decode (the item is dead-lettered).
+    static func commands(in payload: [UInt8]) -> [AllocationCommand]? {
+        if let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(payload)) { return [command] }
+        return nil
+    }
+
     /// Decides one command. Throws only ``DatabaseDamage`` (the store is damaged); any other
     /// failure is a retry of the item.
     static func handle(_ item: ClaimedItem, service: AllocationService, health: HealthReporter, logger: Logger) throws(DatabaseDamage) -> ProcessingOutcome {
-        guard let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(item.payload)) else {
-            return .reject("undecodable allocation command")
+        try handle([item], service: service, health: health, logger: logger)[0]
+    }
+
+    /// Decides the commands of `items` (claimed together from a backlog) as a group: their
+    /// `received` records in one journal append, every decision in one store transaction, the
+    /// outbox published once; returns one outcome per item. The group is all or nothing in the
+    /// store: if it fails, each item is decided again on its own, so that one failing command
+    /// costs only its own item a retry. Throws only ``DatabaseDamage``.
+    ///
+    /// At-least-once and idempotency hold as for one item: each command's key is recorded as
+    /// processed in the transaction that decides it, the messages are published from the outbox
+    /// only after the commit, and the items are acknowledged only after publishing; a crash
+    /// anywhere in the group redelivers its items, whose commands are then found processed.
+    static func handle(_ items: [ClaimedItem], service: AllocationService, health: HealthReporter, logger: Logger) throws(DatabaseDamage) -> [ProcessingOutcome] {
+        var outcomes = [ProcessingOutcome](repeating: .done, count: items.count)
+        var decided: [(item: Int, command: AllocationCommand)] = []
+        for (index, item) in items.enumerated() {
+            guard let commands = commands(in: item.payload) else {
+                outcomes[index] = .reject("undecodable allocation command")
+                continue
+            }
+            decided += commands.map { (item: index, command: $0) }
         }
-        let request = command.request.id
+        guard !decided.isEmpty else { return outcomes }
         // Best effort: a journal that cannot take it now cannot take the decision either, and
         // the decision (kept in the allocator store, restored by reconcile) carries the request.
-        do { try service.journalReceived(command) } catch {
-            logger.warning("cannot journal the received request", metadata: ["request": "\(command.request.id)", "error": "\(error)"])
+        do { try service.journalReceived(decided.map(\.command)) } catch {
+            logger.warning("cannot journal the received requests", metadata: ["requests": "\(decided.map(\.command.request.id))", "error": "\(error)"])
         }
         do {
-            let decision = try service.decide(command)
+            let decisions = try service.decide(decided.map(\.command))
             try service.drainOutbox()
             health.succeeded()
-            switch decision {
-            case .assigned(let unit): logger.info("unit assigned", metadata: ["request": "\(request)", "unit": "\(unit)"])
-            case .rejected(let reason): logger.info("request rejected", metadata: ["request": "\(request)", "reason": "\(reason)"])
-            case .cancelled: logger.info("rental cancelled, unit released", metadata: ["request": "\(request)"])
-            case .noChange: logger.info("command already processed", metadata: ["request": "\(request)", "item": "\(item.id)"])
+            for ((index, command), decision) in zip(decided, decisions) {
+                let request = command.request.id
+                switch decision {
+                case .assigned(let unit): logger.info("unit assigned", metadata: ["request": "\(request)", "unit": "\(unit)"])
+                case .rejected(let reason): logger.info("request rejected", metadata: ["request": "\(request)", "reason": "\(reason)"])
+                case .cancelled: logger.info("rental cancelled, unit released", metadata: ["request": "\(request)"])
+                case .noChange: logger.info("command already processed", metadata: ["request": "\(request)", "item": "\(items[index].id)"])
+                }
             }
-            return .done
+            return outcomes
         } catch let damage as DatabaseDamage {
             health.failed("\(damage)")
             throw damage
+        } catch where items.count > 1 {
+            logger.warning("group decision failed; deciding its items one by one", metadata: ["items": "\(items.count)", "error": "\(error)"])
+            var single: [ProcessingOutcome] = []
+            for item in items { single.append(try handle([item], service: service, health: health, logger: logger)[0]) }
+            return single
         } catch {
             health.failed("\(error)")
-            logger.error("allocation failed", metadata: ["request": "\(request)", "attempt": "\(item.attempts + 1)", "error": "\(error)"])
-            return .retry("\(error)")
+            let request = decided.first?.command.request.id ?? "?"
+            logger.error("allocation failed", metadata: ["request": "\(request)", "attempt": "\(items[0].attempts + 1)", "error": "\(error)"])
+            return outcomes.map { $0 == .done ? .retry("\(error)") : $0 }
         }
     }
 }

@@ -147,7 +147,7 @@ public final class AllocatorStore: Sendable {
         }
     }
 
-    private static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -179,6 +179,18 @@ public final class AllocatorStore: Sendable {
                     item_id TEXT,
                     payload BLOB NOT NULL
                 );
+                """)
+        }
+        // Decisions by index seeks (``Availability``): the assigned rentals' unit and period in
+        // one covering partial index (completed, cancelled and rejected rentals are not in it),
+        // and their ends for the daily completion. One transaction with its row in
+        // `grdb_migrations`: a crash leaves the store at v1 (migrated again at the next opening)
+        // or at v2, never between.
+        migrator.registerMigration("v2-holdings-index") { db in
+            try db.execute(sql: """
+                CREATE INDEX rental_span ON rental(unit_id, start_day, end_day, state) WHERE state = 'assigned';
+                DROP INDEX rental_holding;
+                CREATE INDEX rental_ending ON rental(end_day) WHERE state = 'assigned';
                 """)
         }
         return migrator
@@ -292,10 +304,32 @@ public final class AllocatorStore: Sendable {
         return period
     }
 
+    /// The integer in column `index` of `row`, nil for NULL; any other stored type (text, a
+    /// real, a blob: only damage puts one there) is ``StoredContentDamage``. Read through
+    /// `DatabaseValue`, never GRDB's fast path for `Int`: on a row of a live cursor that path
+    /// asks SQLite for the column as an integer, which turns the text `garbage` into 0, a day.
+    static func storedInteger(_ row: Row, _ index: Int) throws -> Int? {
+        try storedInteger(try row.decode(DatabaseValue.self, atIndex: index))
+    }
+
+    /// ``storedInteger(_:_:)`` of a value already read.
+    static func storedInteger(_ value: DatabaseValue) throws -> Int? {
+        switch value.storage {
+        case .null: return nil
+        case .int64(let value): return Int(value)
+        case .double, .string, .blob: throw StoredContentDamage("a stored day is not an integer")
+        }
+    }
+
+    /// The days a stored day may be: years 0000 to 9999, as days since the epoch.
+    static let storedDays = -719_528...2_932_896
+
     /// A day stored as days since the epoch, within years 0000 to 9999 (else ``StoredContentDamage``).
     static func day(_ row: Row, _ column: String) throws -> CalendarDay {
-        let days = try row.decode(Int.self, forColumn: column)
-        guard (-719_528...2_932_896).contains(days) else {
+        guard let days = try storedInteger(try row.decode(DatabaseValue.self, forColumn: column)) else {
+            throw StoredContentDamage("\(column) is NULL")
+        }
+        guard storedDays.contains(days) else {
             throw StoredContentDamage("\(column) \(days) is not a day")
         }
         return CalendarDay(daysSinceEpoch: days)

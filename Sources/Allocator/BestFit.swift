@@ -1,6 +1,8 @@
 import Rentals
 
-/// The assignment rule, as pure functions over the inventory and its holdings.
+/// The assignment rule, as pure functions over the inventory and its holdings. The allocator
+/// answers it with index queries (``Availability``); these functions are its definition, and
+/// the reference the property tests compare those queries with.
 ///
 /// **Best fit.** Among in-service units of the requested size that are free for every day of
 /// the period, choose the one that leaves the least idle time around the new rental: the score
@@ -50,6 +52,19 @@ public enum BestFit {
             if held.end <= period.start { before = min(before, period.start.daysSinceEpoch - held.end.daysSinceEpoch) }
             if held.start >= period.end { after = min(after, held.start.daysSinceEpoch - period.end.daysSinceEpoch) }
         }
+        return before + after
+    }
+
+    /// The idle-gap score of placing `period` on a unit whose nearest holdings are the one
+    /// ending at `previousEnd` (the holding with the latest start before `period.end`) and the
+    /// one starting at `nextStart` (the earliest start at or after `period.end`), or nil when the
+    /// former overlaps `period`. Equal to ``score(_:_:)`` over the unit's holdings when they do not
+    /// overlap each other (the store's invariant), which is what lets ``Availability`` find them
+    /// with two index seeks.
+    static func score(_ period: RentalPeriod, previousEnd: CalendarDay?, nextStart: CalendarDay?) -> Int? {
+        if let previousEnd, previousEnd > period.start { return nil }
+        let before = previousEnd.map { min(noNeighbour, period.start.daysSinceEpoch - $0.daysSinceEpoch) } ?? noNeighbour
+        let after = nextStart.map { min(noNeighbour, $0.daysSinceEpoch - period.end.daysSinceEpoch) } ?? noNeighbour
         return before + after
     }
 

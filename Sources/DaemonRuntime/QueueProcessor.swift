@@ -19,7 +19,8 @@ public enum ProcessingOutcome: Sendable, Equatable {
 /// Runs a queue's consumers: a supervisor and a pool of worker threads that grows with the
 /// backlog and shrinks when idle (the autoscaler).
 ///
-/// Each worker claims one item at a time under a lease, hands it to the handler, and then
+/// Each worker claims one item at a time under a lease (with a group handler, every item ready
+/// at that moment, up to ``Configuration/groupLimit``), hands it to the handler, and then
 /// acknowledges, retries or dead-letters it; an idle worker sleeps on inotify. The supervisor,
 /// every ``Configuration/tick`` (every ten ticks while the queue stays empty), reclaims expired
 /// leases, sizes the pool to
@@ -37,6 +38,10 @@ public final class QueueProcessor: Sendable {
         public var lease: Duration = .seconds(300)
         /// Period of the supervisor's housekeeping (and the fallback rescan of idle workers).
         public var tick: Duration = .seconds(1)
+        /// Most items a worker hands to a group handler at once (group commit). A worker never
+        /// waits to fill a group: it takes what is ready now, so without a backlog each group is
+        /// one item.
+        public var groupLimit = 1
         /// A configuration with the defaults.
         public init() {}
     }
@@ -44,7 +49,7 @@ public final class QueueProcessor: Sendable {
     let queue: Queue
     let configuration: Configuration
     let logger: Logger
-    let handler: @Sendable (ClaimedItem) -> ProcessingOutcome
+    let handler: @Sendable ([ClaimedItem]) -> [ProcessingOutcome]
     private let pool = Mutex(PoolState())
     private let processedCount = Atomic<Int>(0)
     private let detachedFlag = Atomic<Bool>(false)
@@ -56,12 +61,26 @@ public final class QueueProcessor: Sendable {
     }
 
     /// A processor for `queue` that calls `handler` for each item.
+    public convenience init(queue: Queue, configuration: Configuration, logger: Logger,
+                            handler: @escaping @Sendable (ClaimedItem) -> ProcessingOutcome) {
+        var single = configuration
+        single.groupLimit = 1
+        self.init(queue: queue, configuration: single, logger: logger, groupHandler: { items in items.map(handler) })
+    }
+
+    /// A processor for `queue` that hands each worker's ready items, up to
+    /// ``Configuration/groupLimit`` at once, to `groupHandler`, which returns one outcome per
+    /// item, in order. The items that are ``ProcessingOutcome/done`` are then acknowledged
+    /// together, with one sync of `active/` (``Queue/acknowledge(_:)-([ClaimedItem])``); the
+    /// others are retried or dead-lettered one by one. The handler must have made every effect
+    /// of a `done` item durable before it returns (at-least-once: a crash before the
+    /// acknowledgement redelivers the whole group, which the handler's idempotency absorbs).
     public init(queue: Queue, configuration: Configuration, logger: Logger,
-                handler: @escaping @Sendable (ClaimedItem) -> ProcessingOutcome) {
+                groupHandler: @escaping @Sendable ([ClaimedItem]) -> [ProcessingOutcome]) {
         self.queue = queue
         self.configuration = configuration
         self.logger = logger
-        self.handler = handler
+        self.handler = groupHandler
     }
 
     /// Items handled so far (any outcome).
@@ -168,9 +187,28 @@ public final class QueueProcessor: Sendable {
                 continue
             }
             idleSince = .now
-            settle(item, outcome: handler(item))
-            processedCount.add(1, ordering: .relaxed)
+            var group = [item]
+            while group.count < configuration.groupLimit, !stop.isTriggered {
+                // Only what is ready now: a group never waits to fill.
+                guard let next = try? queue.claimNext(lease: configuration.lease) else { break }
+                group.append(next)
+            }
+            let outcomes = handler(group)
+            precondition(outcomes.count == group.count, "a group handler returns one outcome per item")
+            settle(group, outcomes: outcomes)
+            processedCount.add(group.count, ordering: .relaxed)
         }
+    }
+
+    /// Acknowledges the group's done items together (one sync), then settles the others.
+    private func settle(_ group: [ClaimedItem], outcomes: [ProcessingOutcome]) {
+        guard group.count > 1 else { return settle(group[0], outcome: outcomes[0]) }
+        let done = zip(group, outcomes).filter { $0.1 == .done }.map(\.0)
+        for (item, error) in queue.acknowledge(done) {
+            // As in settle(_:outcome:): the item returns through lease expiry, handled again harmlessly.
+            logger.error("cannot settle item", metadata: ["queue": "\(queue.name)", "id": "\(item.id)", "error": "\(error)"])
+        }
+        for (item, outcome) in zip(group, outcomes) where outcome != .done { settle(item, outcome: outcome) }
     }
 
     private func settle(_ item: ClaimedItem, outcome: ProcessingOutcome) {

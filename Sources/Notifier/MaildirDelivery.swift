@@ -40,10 +40,15 @@ public struct MaildirDelivery: Sendable {
 
     /// Delivers `message` for `customer` as `eventId`; returns false if it was already there.
     ///
+    /// With `syncingNew` false (group commit: several deliveries, then one sync per Maildir), the
+    /// last step, the `fsync` of `new/`, is left to the caller: the message is durable only once
+    /// ``syncNew(customers:)`` has returned for its customer. Everything else (the message file
+    /// synced before it is linked, the directories on the way) is as above.
+    ///
     /// - Throws: ``Failure`` naming the failed step and its `errno` (the caller retries later;
     ///   nothing visible is left behind: a staged file in `tmp/` is removed).
     @discardableResult
-    public func deliver(_ message: String, customer: String, eventId: String) throws -> Bool {
+    public func deliver(_ message: String, customer: String, eventId: String, syncingNew: Bool = true) throws -> Bool {
         guard Self.isSafeName(customer), Self.isSafeName(eventId) else {
             throw Failure(description: "unsafe maildir name for customer \(customer.debugDescription)")
         }
@@ -60,7 +65,7 @@ public struct MaildirDelivery: Sendable {
         defer { try? calls.close(cur) }
 
         if exists(new, eventId) {
-            try step("fsync new/") { () throws(SystemCallError) in try calls.fsync(new) }
+            if syncingNew { try step("fsync new/") { () throws(SystemCallError) in try calls.fsync(new) } }
             return false
         }
         if try curHas(cur, eventId) { return false }
@@ -82,13 +87,37 @@ public struct MaildirDelivery: Sendable {
             try calls.link(tmp, staged, new, eventId)
         } catch let error where error.errno == EEXIST {
             // A concurrent or earlier attempt linked it: make sure it is durable, then report it.
-            try step("fsync new/") { () throws(SystemCallError) in try calls.fsync(new) }
+            if syncingNew { try step("fsync new/") { () throws(SystemCallError) in try calls.fsync(new) } }
             return false
         } catch {
             throw failure("link new/\(eventId)", error)
         }
-        try step("fsync new/") { () throws(SystemCallError) in try calls.fsync(new) }
+        if syncingNew { try step("fsync new/") { () throws(SystemCallError) in try calls.fsync(new) } }
         return true
+    }
+
+    /// Syncs the `new/` directory of each of `customers`' Maildirs (once each): completes the
+    /// deliveries made with `syncingNew: false`. Opens the directories without following
+    /// symlinks below the root, as ``deliver(_:customer:eventId:syncingNew:)`` does.
+    ///
+    /// - Throws: ``Failure`` naming the step and its `errno`; the deliveries to that customer
+    ///   are then not known to be durable (a retry of them syncs again).
+    public func syncNew(customers: Set<String>) throws {
+        guard !customers.isEmpty else { return }
+        let rootFD = try openRoot()
+        defer { try? calls.close(rootFD) }
+        for customer in customers.sorted() {
+            guard Self.isSafeName(customer) else { throw Failure(description: "unsafe maildir name for customer \(customer.debugDescription)") }
+            let mailbox = try step("open \(root)/\(customer)") { () throws(SystemCallError) in
+                try calls.open(rootFD, customer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0)
+            }
+            defer { try? calls.close(mailbox) }
+            let new = try step("open \(root)/\(customer)/new") { () throws(SystemCallError) in
+                try calls.open(mailbox, "new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0)
+            }
+            defer { try? calls.close(new) }
+            try step("fsync new/") { () throws(SystemCallError) in try calls.fsync(new) }
+        }
     }
 
     static func isSafeName(_ name: String) -> Bool {

@@ -67,7 +67,7 @@ public final class NotificationService: Sendable {
 
     /// The request's status from the index or, when the index cannot be used, from the journal
     /// (a cancelled request must not be confirmed because the index is damaged).
-    private func currentStatus(_ request: String) -> RentalStatus? {
+    func currentStatus(_ request: String) -> RentalStatus? {
         do {
             return try index.entity(request).flatMap { RentalStatus(document: $0.document) }
         } catch {
@@ -76,9 +76,11 @@ public final class NotificationService: Sendable {
         }
     }
 
-    private func deliver(_ notification: CustomerNotification) throws {
+    /// Delivers to the Maildir (see ``MaildirDelivery/deliver(_:customer:eventId:syncingNew:)``)
+    /// and to the hook.
+    func deliver(_ notification: CustomerNotification, syncingNew: Bool = true) throws {
         let message = MessageRenderer.render(notification, sender: configuration.sender, date: Clock.nowMilliseconds())
-        try maildir.deliver(message, customer: notification.request.customer, eventId: notification.eventId)
+        try maildir.deliver(message, customer: notification.request.customer, eventId: notification.eventId, syncingNew: syncingNew)
         try hook?.deliver(notification)
     }
 

@@ -62,10 +62,10 @@ extension Queue {
     /// not in the queue (never enqueued, acknowledged, or dead).
     public func peek(id: ItemID) throws(SpoolError) -> [UInt8]? {
         let prefix = "\(id.rawValue)."
-        let waiting = try bucket(id.bucket)
-        let places: [(Directory, [String])] = [(waiting, try waiting.names()), (active, try active.names())]
-        for (directory, names) in places {
-            for name in names where name.hasPrefix(prefix) {
+        // `active/` is listed only after the bucket was listed and read: an item claimed after
+        // the bucket's listing (renamed before it could be read) is then in that listing.
+        for directory in [try bucket(id.bucket), active] {
+            for name in try directory.names() where name.hasPrefix(prefix) {
                 guard let bytes = try? directory.readFile(name, limit: spool.configuration.maxItemBytes + 4096),
                       let file = try? ItemFile.decode(bytes), file.id == id else { continue }
                 return file.payload

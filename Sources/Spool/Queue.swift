@@ -28,7 +28,7 @@ public final class Queue: Sendable {
     /// Transitions whose rename or unlink happened but whose directory `fsync` failed, by the
     /// item's `active/` name: a retry of the same call syncs again instead of reporting a lost
     /// lease.
-    private let unsynced = Mutex<[String: Directory]>([:])
+    let unsynced = Mutex<[String: Directory]>([:])
 
     /// Number of hashed subdirectories of `ready/`.
     static let bucketCount = 256

@@ -37,7 +37,9 @@ public final class RecordDirectory: Sendable {
 
     /// Creates the record `name` with `bytes` unless it exists; returns nil when this call created
     /// it, or the existing record's bytes. Of several concurrent callers exactly one creates it.
-    public func createOnce(_ name: String, _ bytes: [UInt8]) throws(SpoolError) -> [UInt8]? {
+    /// With `syncing` false (group commit) the directory is not synced: the record is durable
+    /// once the caller's ``sync()`` returns.
+    public func createOnce(_ name: String, _ bytes: [UInt8], syncing: Bool = true) throws(SpoolError) -> [UInt8]? {
         guard Names.isSafeComponent(name, allowDots: true) else { throw .invalidName(name) }
         let calls = spool.configuration.calls
         let stagingName = try spool.staging.stage(bytes, mode: 0o640)
@@ -49,9 +51,12 @@ public final class RecordDirectory: Sendable {
         } catch {
             throw .system(operation: "create", path: directory.child(name), error)
         }
-        try directory.sync()
+        if syncing { try directory.sync() }
         return nil
     }
+
+    /// Syncs the directory: makes the records created with `createOnce(_:_:syncing: false)` durable.
+    public func sync() throws(SpoolError) { try directory.sync() }
 
     /// Keeps a durable copy of record `name`, whose contents `bytes` cannot be used, in the
     /// spool's `corrupt/` as `<label>.<name>.<crc32>` (once: an existing copy is kept), and

@@ -11,7 +11,7 @@ import Rentals
 /// The run the power-loss simulation records, and the recovery and checks it runs on every
 /// crash state. Everything happens in this process, single-threaded, as the programs would do
 /// it: submits and cancels through ``IntakeService`` (as `spoolctl`), decisions through
-/// ``AllocatorDaemon/handle(_:service:health:logger:)`` and deliveries through
+/// ``AllocatorDaemon/handle(_:service:health:logger:)`` (in groups, as a backlog is taken) and deliveries through
 /// ``NotificationService/handle(_:)`` (as the daemons' workers), every file-system call of all
 /// of them through one ``RecordingFileSystem``.
 enum PowerLossWorkload {
@@ -72,13 +72,14 @@ enum PowerLossWorkload {
             recorder.acknowledge(.cancelled(id: id))
         }
         func allocate() throws {
-            while let item = try allocationQueue.claimNext(lease: .seconds(300)) {
-                try finish(AllocatorDaemon.handle(item, service: allocation, health: health, logger: quiet), item, allocationQueue)
+            // In groups, as the daemon's workers take a backlog (group commit).
+            while let group = try claimGroup(allocationQueue) {
+                try finish(AllocatorDaemon.handle(group, service: allocation, health: health, logger: quiet), group, allocationQueue)
             }
         }
         func notify() throws {
-            while let item = try notificationQueue.claimNext(lease: .seconds(300)) {
-                try finish(notifier.handle(item), item, notificationQueue)
+            while let group = try claimGroup(notificationQueue) {
+                try finish(notifier.handle(group), group, notificationQueue)
             }
         }
 
@@ -98,6 +99,24 @@ enum PowerLossWorkload {
         recorder.finish()
 
         return Recording(events: recorder.events, snapshots: recorder.snapshots, untracked: recorder.untracked, sqliteSynchronous: synchronous)
+    }
+
+    /// Claims what is ready, up to ``AllocatorDaemon/groupLimit`` items, as a worker of
+    /// ``QueueProcessor`` does; nil when nothing is.
+    static func claimGroup(_ queue: Queue) throws -> [ClaimedItem]? {
+        var group: [ClaimedItem] = []
+        while group.count < AllocatorDaemon.groupLimit, let item = try queue.claimNext(lease: .seconds(300)) { group.append(item) }
+        return group.isEmpty ? nil : group
+    }
+
+    /// Settles a group as ``QueueProcessor`` does: the done items acknowledged together (one
+    /// sync of `active/`); anything but `.done` is unexpected here.
+    static func finish(_ outcomes: [ProcessingOutcome], _ items: [ClaimedItem], _ queue: Queue) throws {
+        guard items.count > 1 else { return try finish(outcomes[0], items[0], queue) }
+        for (item, outcome) in zip(items, outcomes) where outcome != .done { try finish(outcome, item, queue) }
+        if let (item, error) = queue.acknowledge(zip(items, outcomes).filter { $0.1 == .done }.map(\.0)).first {
+            throw PowerLossError("\(queue.name) item \(item.id) not acknowledged: \(error)")
+        }
     }
 
     /// Acknowledges, retries or dead-letters an item as ``QueueProcessor`` does; anything but
@@ -175,15 +194,15 @@ enum PowerLossWorkload {
             }
             for _ in 0..<5 {
                 var handled = 0
-                while let item = try allocationQueue.claimNext(lease: .seconds(300)) {
-                    handled += 1
-                    do { try finish(AllocatorDaemon.handle(item, service: service, health: health, logger: quiet), item, allocationQueue) } catch {
+                while let group = try claimGroup(allocationQueue) {
+                    handled += group.count
+                    do { try finish(AllocatorDaemon.handle(group, service: service, health: health, logger: quiet), group, allocationQueue) } catch {
                         violations.append("\(error)")
                     }
                 }
-                while let item = try notificationQueue.claimNext(lease: .seconds(300)) {
-                    handled += 1
-                    do { try finish(notifier.handle(item), item, notificationQueue) } catch { violations.append("\(error)") }
+                while let group = try claimGroup(notificationQueue) {
+                    handled += group.count
+                    do { try finish(notifier.handle(group), group, notificationQueue) } catch { violations.append("\(error)") }
                 }
                 if handled == 0 { break }
             }
