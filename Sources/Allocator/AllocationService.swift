@@ -50,19 +50,22 @@ public final class AllocationService: Sendable {
     ///
     /// - Throws: GRDB's `DatabaseError` when the store fails; nothing is decided then.
     public func decide(_ command: AllocationCommand, now: Int64 = Clock.nowMilliseconds()) throws -> Decision {
-        try store.write { db in
-            let key = command.idempotencyKey
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key = ?", arguments: [key]) == true { return .noChange }
-            try db.execute(sql: "INSERT INTO processed (key, at) VALUES (?, ?)", arguments: [key, now])
-            let existing = try Row.fetchOne(db, sql: "SELECT state, status FROM rental WHERE request_id = ?", arguments: [command.request.id])
-            switch command {
-            case .allocate(let request):
-                // Decided before (a duplicate under another key) or cancelled before allocation.
-                guard existing == nil else { return .noChange }
-                return try allocate(request, now: now, db)
-            case .cancel(let request, let requestedAt):
-                return try cancel(request, requestedAt: requestedAt, existing: existing, now: now, db)
-            }
+        try store.write { db in try decide(command, now: now, in: db) }
+    }
+
+    /// Decides `command` inside the caller's store transaction `db` (see ``decide(_:now:)``).
+    func decide(_ command: AllocationCommand, now: Int64, in db: Database) throws -> Decision {
+        let key = command.idempotencyKey
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key = ?", arguments: [key]) == true { return .noChange }
+        try db.execute(sql: "INSERT INTO processed (key, at) VALUES (?, ?)", arguments: [key, now])
+        let existing = try Row.fetchOne(db, sql: "SELECT state, status FROM rental WHERE request_id = ?", arguments: [command.request.id])
+        switch command {
+        case .allocate(let request):
+            // Decided before (a duplicate under another key) or cancelled before allocation.
+            guard existing == nil else { return .noChange }
+            return try allocate(request, now: now, db)
+        case .cancel(let request, let requestedAt):
+            return try cancel(request, requestedAt: requestedAt, existing: existing, now: now, db)
         }
     }
 

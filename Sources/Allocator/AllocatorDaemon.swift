@@ -101,6 +101,7 @@ public enum AllocatorDaemon {
     /// failure is a retry of the item.
     static func handle(_ item: ClaimedItem, service: AllocationService, health: HealthReporter, logger: Logger) throws(DatabaseDamage) -> ProcessingOutcome {
         guard let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(item.payload)) else {
+            if let batch = AllocationBatch.decode(item.payload) { return try handleBatch(batch, item: item, service: service, health: health, logger: logger) }
             return .reject("undecodable allocation command")
         }
         let request = command.request.id
