@@ -43,14 +43,26 @@ extension AllocationService {
     /// - Throws: GRDB's `DatabaseError` (or ``DatabaseDamage``) when the store fails, or the
     ///   outbox cannot be published: the chunks committed before stay decided, the rest is
     ///   decided when the item is retried.
-    public func decideBatch(_ requests: [RentalRequest], chunk: Int = batchChunk) throws -> [Decision] {
+    ///
+    /// `cancels` maps the requests whose cancel command waits in the queue to when it was
+    /// requested: such a request is decided as that cancel first (never assigned, one
+    /// cancellation message), as a single submit withdrawn by its cancel would be; the cancel
+    /// command itself then finds its key processed.
+    public func decideBatch(_ requests: [RentalRequest], cancels: [String: Int64] = [:], chunk: Int = batchChunk) throws -> [Decision] {
         var decisions: [Decision] = []
         decisions.reserveCapacity(requests.count)
         var start = requests.startIndex
         while start < requests.endIndex {
             let part = requests[start..<min(start + max(1, chunk), requests.endIndex)]
             let now = Clock.nowMilliseconds()
-            decisions += try store.write { db in try part.map { try decide(.allocate($0), now: now, in: db) } }
+            decisions += try store.write { db in
+                try part.map { request in
+                    guard let requestedAt = cancels[request.id] else { return try decide(.allocate(request), now: now, in: db) }
+                    let cancelled = try decide(.cancel(request, requestedAt: requestedAt), now: now, in: db)
+                    _ = try decide(.allocate(request), now: now, in: db)  // processed: a redelivery is a no-op
+                    return cancelled
+                }
+            }
             try drainOutbox()
             start = part.endIndex
         }
@@ -68,7 +80,7 @@ extension AllocatorDaemon {
             logger.warning("cannot journal the received requests of a batch", metadata: ["batch": "\(batch.batch)", "error": "\(error)"])
         }
         do {
-            let decisions = try service.decideBatch(batch.requests)
+            let decisions = try service.decideBatch(batch.requests, cancels: queuedCancels(of: batch, service: service, logger: logger))
             health.succeeded()
             var assigned = 0, rejected = 0, unchanged = 0
             for decision in decisions {
@@ -88,6 +100,28 @@ extension AllocatorDaemon {
             health.failed("\(error)")
             logger.error("batch allocation failed", metadata: ["batch": "\(batch.batch)", "attempt": "\(item.attempts + 1)", "error": "\(error)"])
             return .retry("\(error)")
+        }
+    }
+
+    /// The requests of `batch` whose cancel command waits in the allocation queue (found by the
+    /// cancel items' names, see ``AllocationBatch/cancelItemID(forRequest:)``; one listing of the
+    /// queue per batch), with when each was requested. Best effort: when the queue cannot be
+    /// read, the cancels follow the batch as they would follow a single command already claimed.
+    static func queuedCancels(of batch: AllocationBatch, service: AllocationService, logger: Logger) -> [String: Int64] {
+        do {
+            let allocation = try service.notifications.sibling(.allocation, retry: RetryPolicy(maxAttempts: service.configuration.maxAttempts))
+            var cancels: [String: Int64] = [:]
+            let members = Set(batch.requests.map(\.id))
+            for item in try allocation.queuedIDs() {
+                guard let request = AllocationBatch.cancelledRequest(byItem: item), members.contains(request),
+                      let payload = try allocation.peek(id: item),
+                      case .cancel(_, let requestedAt)? = try? JSONDecoder().decode(AllocationCommand.self, from: Data(payload)) else { continue }
+                cancels[request] = min(cancels[request] ?? requestedAt, requestedAt)
+            }
+            return cancels
+        } catch {
+            logger.warning("cannot look for cancels of the batch's requests", metadata: ["batch": "\(batch.batch)", "error": "\(error)"])
+            return [:]
         }
     }
 }

@@ -84,6 +84,24 @@ public struct AllocationBatch: Codable, Sendable, Equatable {
         return ItemID(String(decoding: bytes[..<26], as: UTF8.self))
     }
 
+    /// The item id of a cancel of batch request `id`: `<request id>-x<8 random characters>`
+    /// (unique per cancel), so that the allocator deciding the batch finds, from the queue's
+    /// names alone, which of its requests a cancel waits for (see
+    /// ``cancelledRequest(byItem:)``); nil (a fresh id) for any other request.
+    public static func cancelItemID(forRequest id: String) -> ItemID? {
+        guard batchID(ofRequest: id) != nil else { return nil }
+        return ItemID(id + "-x" + ItemID.generate().rawValue.suffix(8))
+    }
+
+    /// The batch request a cancel item (``cancelItemID(forRequest:)``) is about, or nil.
+    public static func cancelledRequest(byItem item: ItemID) -> String? {
+        let bytes = Array(item.rawValue.utf8)
+        let length = 26 + 1 + lineDigits
+        guard bytes.count == length + 2 + 8, bytes[length] == UInt8(ascii: "-"), bytes[length + 1] == UInt8(ascii: "x") else { return nil }
+        let request = String(decoding: bytes[..<length], as: UTF8.self)
+        return batchID(ofRequest: request) == nil ? nil : request
+    }
+
     /// The request `id` if this batch holds it.
     public func request(_ id: String) -> RentalRequest? { requests.first { $0.id == id } }
 

@@ -89,7 +89,7 @@ extension IntakeService {
                     outcomes.append(.accepted(id: request.id, created: true))
                 }
             } catch where error.code == .badData || error.code == .usage {
-                outcomes.append(.refused(error))
+                outcomes.append(.refused(IntakeError(error.code, Self.namingFields(error.message))))
             }
         }
         if !fresh.isEmpty {
@@ -115,6 +115,16 @@ extension IntakeService {
         }
         return BatchReceipt(batch: fresh.isEmpty ? nil : batchID.rawValue,
                             lines: zip(lines, outcomes).map { BatchLineResult(line: $0.number, outcome: $1) })
+    }
+
+    /// A single submit's message about its options (`--to`), about a line's fields (`to`).
+    static func namingFields(_ message: String) -> String {
+        var result = message
+        for (option, field) in [("--idempotency-key", "idempotency_key"), ("--from", "from"), ("--to", "to"), ("--months", "months")] {
+            if result.hasPrefix(option + " ") { result = field + result.dropFirst(option.count) }
+            for after in [" ", ","] { result = result.replacingOccurrences(of: " " + option + after, with: " " + field + after) }
+        }
+        return result.replacingOccurrences(of: "with to DATE or months N", with: "with the field to (a date) or months (a number)")
     }
 
     /// Records the idempotency key of each keyed request of `fresh` (durably, before the batch

@@ -165,7 +165,8 @@ public final class IntakeService: Sendable {
                                     period: RentalPeriod(start: current.from, end: current.to)!, submittedBy: current.submittedBy,
                                     submittedByName: current.submittedByName, createdAt: current.createdAt.milliseconds)
         do {
-            try allocation.enqueue(canonicalJSON(AllocationCommand.cancel(request, requestedAt: now)))
+            try allocation.enqueue(canonicalJSON(AllocationCommand.cancel(request, requestedAt: now)),
+                                   id: AllocationBatch.cancelItemID(forRequest: id))  // a batch's request: see AllocationBatch
         } catch {
             if let withdrawn { try? allocation.release(withdrawn) }
             throw IntakeError(error, doing: "queueing the cancel")

@@ -29,8 +29,13 @@ struct SubmitBatch {
         let refused = receipt.refused
         guard refused > 0 else { return }
         let accepted = receipt.lines.count - refused
-        throw Failure(IntakeError(.badData, "\(refused) of \(receipt.lines.count) request lines refused (see above); \(accepted == 0 ? "nothing was queued" : "the \(accepted) accepted are queued")"),
-                      json: false)
+        let name = path == "-" ? "stdin" : path.shortened
+        let details = receipt.lines.compactMap { line -> String? in
+            guard case .refused(let error) = line.outcome else { return nil }
+            return "\(name):\(line.line): \(error.message)"
+        }
+        throw Failure(IntakeError(.badData, "\(refused) of \(receipt.lines.count) request lines refused; \(accepted == 0 ? "nothing was queued" : "the \(accepted) accepted are queued")"),
+                      json: false, details: details)
     }
 
     static func table(_ receipt: BatchReceipt) -> String {
