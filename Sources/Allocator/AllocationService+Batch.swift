@@ -1,7 +1,8 @@
+import DaemonRuntime
 import Foundation
 import GRDB
-import Intake
 import Logging
+import Rentals
 import Spool
 
 /// Batch items (`spoolctl submit --batch`, see ``AllocationBatch``): many allocate commands in

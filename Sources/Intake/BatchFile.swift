@@ -1,4 +1,5 @@
 import Foundation
+import Rentals
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import Rentals
 import Spool
 
 /// What `submit --batch` did with one line.

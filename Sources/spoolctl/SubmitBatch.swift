@@ -1,5 +1,6 @@
 import Foundation
 import Intake
+import Rentals
 
 /// `spoolctl submit --batch FILE`: reads the batch (FILE with the caller's own rights, or
 /// standard input for `-`), submits it (see `IntakeService.submitBatch`) and prints one result

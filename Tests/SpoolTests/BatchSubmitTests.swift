@@ -1,5 +1,7 @@
+import DaemonRuntime
 import Foundation
 import Logging
+import Rentals
 import Testing
 @testable import Allocator
 @testable import Intake
