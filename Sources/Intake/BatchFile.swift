@@ -82,10 +82,12 @@ public enum BatchFile {
         } else {
             let effective = getegid(), real = getgid()
             let switched = effective != real && setegid(real) == 0
-            let opened = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+            // O_NONBLOCK: a FIFO nobody writes to must not block the open (it reads as empty).
+            let opened = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
             let openError = errno
             if switched, setegid(effective) != 0 { _exit(71) }  // never go on with the wrong rights
             guard opened >= 0 else { throw IntakeError(.noInput, "cannot open \(path.echoed): \(String(cString: strerror(openError)))") }
+            _ = fcntl(opened, F_SETFL, fcntl(opened, F_GETFL) & ~O_NONBLOCK)  // then read as usual
             fd = opened
         }
         defer { if fd != STDIN_FILENO { close(fd) } }

@@ -6,6 +6,14 @@ import Rentals
 struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Submit a rental request; prints its id once it is durably queued.",
+        // Two forms; the blank line keeps the first (a single request) the usage that tools
+        // reading `--help` (the hostile campaign) take as the command's.
+        usage: """
+            spoolctl submit [--spool <spool>] [--config <config>] [--json] --customer <customer> --contact <contact> \
+            --size <size> --from <from> [--to <to>] [--months <months>] [--idempotency-key <idempotency-key>] [--wait <wait>]
+
+            spoolctl submit [--spool <spool>] [--config <config>] [--json] --batch <FILE>
+            """,
         discussion: """
             If the id cannot be written to standard output (closed, full disk, broken pipe), the request \
             stays queued and submit exits 74 naming it on standard error; submit again with the same \

@@ -146,8 +146,11 @@ import Testing
         try Self.write(["", " "], to: empty)
         let huge = system.directory.sub("huge.jsonl")
         try Self.write(Array(repeating: Self.line("h"), count: BatchFile.maxLines + 1), to: huge)
+        let fifo = system.directory.sub("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
         let cases: [([String], Int32)] = [
             (["submit", "--batch", empty], 64),
+            (["submit", "--batch", fifo], 64),  // nobody writes to it: empty, never a hang
             (["submit", "--batch", huge], 65),
             (["submit", "--batch", system.directory.sub("missing.jsonl")], 66),
             (["submit", "--batch", path, "--customer", "a"], 64),
