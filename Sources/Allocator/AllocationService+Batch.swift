@@ -104,6 +104,22 @@ extension AllocatorDaemon {
         }
     }
 
+    /// The commands of a batch item for a group decision (see the allocator's group path): one
+    /// allocate per request, preceded by a cancel for each request whose cancel waits in the queue
+    /// (``queuedCancels(of:service:logger:)``), as ``AllocationService/decideBatch(_:cancels:chunk:)``
+    /// decides them; nil when `payload` is not a batch.
+    static func batchCommands(_ payload: [UInt8], service: AllocationService, logger: Logger) -> [AllocationCommand]? {
+        guard let batch = AllocationBatch.decode(payload) else { return nil }
+        let cancels = queuedCancels(of: batch, service: service, logger: logger)
+        var commands: [AllocationCommand] = []
+        commands.reserveCapacity(batch.requests.count + cancels.count)
+        for request in batch.requests {
+            if let requestedAt = cancels[request.id] { commands.append(.cancel(request, requestedAt: requestedAt)) }
+            commands.append(.allocate(request))
+        }
+        return commands
+    }
+
     /// The requests of `batch` whose cancel command waits in the allocation queue (found by the
     /// cancel items' names, see ``AllocationBatch/cancelItemID(forRequest:)``; one listing of the
     /// queue per batch), with when each was requested. Best effort: when the queue cannot be

@@ -273,6 +273,9 @@ import Testing
         let health = HealthReporter(records: try RecordDirectory(spool: spool, path: "state"), logger: Self.quiet)
         let queue = try spool.queue(.allocation)
         let batchItem = try #require(try queue.claim(id: ItemID(receipt.batch!)!, lease: .seconds(60)))
+        // What a group decision gets for this item: the waiting cancel first, then the allocates.
+        let commands = try #require(AllocatorDaemon.batchCommands(batchItem.payload, service: service, logger: Self.quiet))
+        #expect(commands.map(\.idempotencyKey) == ["cancel:\(ids[0])", "allocate:\(ids[0])", "allocate:\(ids[1])"])
         #expect(try AllocatorDaemon.handle(batchItem, service: service, health: health, logger: Self.quiet) == .done)
         try queue.acknowledge(batchItem)
         #expect(try service.store.assignments().map(\.request) == [ids[1]], "the cancelled request is never assigned")
