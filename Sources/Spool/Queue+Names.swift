@@ -2,8 +2,8 @@
 extension Queue {
     /// The ids of the items that wait (due or not) or are claimed, from their names alone:
     /// nothing is read or decoded. Lists every bucket and `active/`: meant to be called once for
-    /// many items (an allocator deciding a batch looks for the cancels of its requests), never
-    /// per item.
+    /// many items (a consumer looking for items that supersede parts of a large item in hand),
+    /// never per item.
     public func queuedIDs() throws(SpoolError) -> Set<ItemID> {
         var ids = Set<ItemID>()
         for index in 0..<Self.bucketCount {
