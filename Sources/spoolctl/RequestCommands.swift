@@ -5,6 +5,7 @@ import Rentals
 
 struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "submit",
         abstract: "Submit a rental request; prints its id once it is durably queued.",
         // Two forms; the blank line keeps the first (a single request) the usage that tools
         // reading `--help` (the hostile campaign) take as the command's.
@@ -121,7 +122,7 @@ struct Submit: ParsableCommand {
 }
 
 struct Cancel: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cancel a rental request; its unit is released.")
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a rental request; its unit is released.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -144,6 +145,7 @@ struct Cancel: ParsableCommand {
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show one request (by id) or a customer's requests, newest first.")
 
     @OptionGroup var global: GlobalOptions
@@ -172,6 +174,7 @@ struct Status: ParsableCommand {
 
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "list",
         abstract: "List the requests you may see (all of them for operators), newest first.")
 
     @OptionGroup var global: GlobalOptions
