@@ -131,7 +131,7 @@ public enum AllocatorDaemon {
         var outcomes = [ProcessingOutcome](repeating: .done, count: items.count)
         var decided: [(item: Int, command: AllocationCommand)] = []
         for (index, item) in items.enumerated() {
-            guard let commands = commands(in: item.payload) else {
+            guard let commands = commands(in: item.payload) ?? batchCommands(item.payload, service: service, logger: logger) else {
                 outcomes[index] = .reject("undecodable allocation command")
                 continue
             }

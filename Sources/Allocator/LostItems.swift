@@ -45,7 +45,7 @@ extension AllocationService {
         for status in waiting {
             guard let id = ItemID(status.id), let request = Self.request(of: status) else { continue }
             let cancel = status.cancelRequestedAt != nil
-            if !cancel, try allocation.holds(id: id) { continue }
+            if !cancel, try allocation.holds(request: id) { continue }
             // A cancel queued covers both (a cancel withdraws the allocate command before the
             // index learns of it).
             if cancelsQueued == nil {

@@ -168,7 +168,8 @@ public final class IntakeService: Sendable {
                                     period: RentalPeriod(start: current.from, end: current.to)!, submittedBy: current.submittedBy,
                                     submittedByName: current.submittedByName, createdAt: current.createdAt.milliseconds)
         do {
-            try allocation.enqueue(canonicalJSON(AllocationCommand.cancel(request, requestedAt: now)))
+            try allocation.enqueue(canonicalJSON(AllocationCommand.cancel(request, requestedAt: now)),
+                                   id: AllocationBatch.cancelItemID(forRequest: id))  // a batch's request: see AllocationBatch
         } catch {
             if let withdrawn { try? allocation.release(withdrawn) }
             throw IntakeError(error, doing: "queueing the cancel")
@@ -280,12 +281,12 @@ public final class IntakeService: Sendable {
                 throw IntakeError(error, doing: "listing the queued requests")
             }
             for payload in queued {
-                guard let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(payload)),
-                      case .allocate(let request) = command, !known.contains(request.id) else { continue }
-                let entity = IndexedEntity(RentalStatus(received: request).indexEvent())
-                guard fallback(entity), let status = RentalStatus(document: entity.document) else { continue }
-                known.insert(request.id)
-                statuses.append(status)
+                for case .allocate(let request) in AllocationCommand.commands(inPayload: payload) ?? [] where !known.contains(request.id) {
+                    let entity = IndexedEntity(RentalStatus(received: request).indexEvent())
+                    guard fallback(entity), let status = RentalStatus(document: entity.document) else { continue }
+                    known.insert(request.id)
+                    statuses.append(status)
+                }
             }
         }
         return statuses.filter { caller.mayAccess(requestSubmittedBy: $0.submittedBy) }
@@ -293,6 +294,7 @@ public final class IntakeService: Sendable {
 
     private func queuedStatus(_ id: String) throws(IntakeError) -> RentalStatus? {
         guard let itemID = ItemID(id) else { return nil }
+        if let member = try queuedBatchMember(id) { return member }  // a request of a queued batch
         do {
             guard let payload = try allocation.peek(id: itemID),
                   let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(payload)) else { return nil }
@@ -302,7 +304,7 @@ public final class IntakeService: Sendable {
         }
     }
 
-    private func isKnown(_ id: String) throws(IntakeError) -> Bool {
+    func isKnown(_ id: String) throws(IntakeError) -> Bool {
         if (try? index.entity(id)) != nil { return true }
         return try queuedStatus(id) != nil
     }
@@ -321,7 +323,7 @@ public final class IntakeService: Sendable {
         throw IntakeError(.badData, "idempotency key \(key.echoed) was already used for request \(earlier.id) with a different \(differing.joined(separator: ", ")); use a new key for a new request")
     }
 
-    private func keyName(_ key: String, _ caller: Caller) -> String { "\(caller.uid)-\(key)" }
+    func keyName(_ key: String, _ caller: Caller) -> String { "\(caller.uid)-\(key)" }
 
     /// An idempotency key's record: the request as canonical JSON (one line), then
     /// `crc32 <8 hex digits of the JSON's CRC-32>` and a newline. Without the checksum a flipped
@@ -348,7 +350,7 @@ public final class IntakeService: Sendable {
         return String(repeating: "0", count: 8 - digits.count) + digits
     }
 
-    private func recordedRequest(key: String, caller: Caller) throws(IntakeError) -> RentalRequest? {
+    func recordedRequest(key: String, caller: Caller) throws(IntakeError) -> RentalRequest? {
         let bytes: [UInt8]?
         do { bytes = try keys.read(keyName(key, caller)) } catch {
             throw IntakeError(error, doing: "reading the idempotency key")
@@ -362,7 +364,7 @@ public final class IntakeService: Sendable {
     /// for a retried submit. Its copy is kept in `corrupt/` and the submit is refused.
     ///
     /// - Throws: ``IntakeError`` with exit 65 naming the key and the copy.
-    private func decodedRecord(_ bytes: [UInt8], key: String, caller: Caller) throws(IntakeError) -> RentalRequest {
+    func decodedRecord(_ bytes: [UInt8], key: String, caller: Caller) throws(IntakeError) -> RentalRequest {
         if let request = Self.request(inKeyRecord: bytes) { return request }
         let name = keyName(key, caller)
         let copy: String

@@ -27,8 +27,9 @@ public final class Spool: Sendable {
 
     /// Tunables of a spool. The defaults suit a production server.
     public struct Configuration: Sendable {
-        /// Largest payload `enqueue` accepts, in bytes.
-        public var maxItemBytes: Int = 1 << 20
+        /// Largest payload `enqueue` accepts, and consumers read, in bytes (16 MiB: a batch of
+        /// 10,000 requests, `spoolctl submit --batch`, is one item of up to about 6 MiB).
+        public var maxItemBytes: Int = 16 << 20
         /// Files in `tmp/` older than this are debris of a crashed writer and are removed by
         /// ``Spool/sweepStaging(now:)``.
         public var stagingMaxAge: Duration = .seconds(3600)

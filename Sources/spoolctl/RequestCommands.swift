@@ -7,26 +7,42 @@ struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "submit",
         abstract: "Submit a rental request; prints its id once it is durably queued.",
+        // Two forms; the blank line keeps the first (a single request) the usage that tools
+        // reading `--help` (the hostile campaign) take as the command's.
+        usage: """
+            spoolctl submit [--spool <spool>] [--config <config>] [--json] --customer <customer> --contact <contact> \
+            --size <size> --from <from> [--to <to>] [--months <months>] [--idempotency-key <idempotency-key>] [--wait <wait>]
+
+            spoolctl submit [--spool <spool>] [--config <config>] [--json] --batch <FILE>
+            """,
         discussion: """
             If the id cannot be written to standard output (closed, full disk, broken pipe), the request \
             stays queued and submit exits 74 naming it on standard error; submit again with the same \
             --idempotency-key to get the id of that request without creating a second one. A key reused \
             with a different customer, contact, size or period is refused (exit 65).
+
+            --batch FILE submits many requests at once: one JSON object per line (LF or CRLF; - reads \
+            standard input) with the fields customer, contact, size, from, to or months, and optionally \
+            idempotency_key; at most 10,000 lines and 4 MiB (beyond: exit 65, nothing queued); no request \
+            at all: exit 64. The valid lines are queued together, durably, as one spool item; each request \
+            gets its own id, and each line its own result: a table (LINE, ID, RESULT) or, with --json, one \
+            JSON array of {line, id, created, state} or {line, error, exit_code}. Exit 0 when every line \
+            was accepted, 65 when any was refused (the accepted ones are queued all the same).
             """)
 
     @OptionGroup var global: GlobalOptions
 
     @Option(help: "Who rents: e-mail address, phone number or customer number.")
-    var customer: String
+    var customer: String?
 
     @Option(help: "Where notifications go: e-mail address or +phone.")
-    var contact: String
+    var contact: String?
 
     @Option(help: "Unit size class (S, M, L, XL by default).")
-    var size: String
+    var size: String?
 
     @Option(help: "First day of the rental (YYYY-MM-DD).")
-    var from: String
+    var from: String?
 
     @Option(help: "Day the rental ends: the day after the last day (YYYY-MM-DD).")
     var to: String?
@@ -40,8 +56,27 @@ struct Submit: ParsableCommand {
     @Option(help: "Wait up to SECONDS (default 30) for the allocator's decision.")
     var wait: Int?
 
+    @Option(help: ArgumentHelp("Submit every request of FILE (JSON lines; - for standard input) instead; see spoolctl help submit.",
+                               valueName: "FILE"))
+    var batch: String?
+
+    func validate() throws {
+        let single: [(String, Bool)] = [("--customer", customer != nil), ("--contact", contact != nil), ("--size", size != nil),
+                                        ("--from", from != nil), ("--to", to != nil), ("--months", months != nil),
+                                        ("--idempotency-key", idempotencyKey != nil), ("--wait", wait != nil)]
+        if batch != nil {
+            if let option = single.first(where: \.1) {
+                throw ValidationError("--batch takes every request from its file: \(option.0) is given per line there")
+            }
+        } else if let missing = single.prefix(4).first(where: { !$0.1 }) {
+            throw ValidationError("Missing expected argument '\(missing.0)'")
+        }
+    }
+
     func run() throws {
+        if let batch { return try SubmitBatch(global: global, path: batch).run() }
         let (intake, caller) = try global.intake()
+        guard let customer, let contact, let size, let from else { return }  // validate() made sure
         let form = RentalForm(customer: customer, contact: contact, size: size, from: from, to: to, months: months,
                               idempotencyKey: idempotencyKey)
         let submission = try global.reporting { try intake.submit(form, caller: caller) }

@@ -41,9 +41,10 @@ enum PowerLossWorkload {
 
     /// Records the run in `world` (an empty directory): two units of size S; two submits (one
     /// with an idempotency key), both decided and confirmed; a journal rotation; three more
-    /// submits (one restricted, as the setgid `spoolctl` of an ordinary user makes it), a cancel
-    /// of a confirmed rental and one of a request still queued (withdrawn); the rest rejected
-    /// or assigned (the freed unit), everything notified; and the keyed submit repeated.
+    /// submits (one restricted, as the setgid `spoolctl` of an ordinary user makes it) and a
+    /// batch of two, a cancel of a confirmed rental, one of a request still queued (withdrawn)
+    /// and one of a request of the waiting batch; the rest rejected or assigned (the freed
+    /// unit), everything notified; and the keyed submit repeated.
     static func record(world: String) throws -> Recording {
         let recorder = RecordingFileSystem(world: world, databases: ["spool/allocator/state.sqlite", "spool/index/status.sqlite"])
         let configuration = configuration(world: world)
@@ -91,8 +92,18 @@ enum PowerLossWorkload {
         _ = try submit("carol")
         let fourth = try submit("dave")
         _ = try submit("erin", through: restricted)
+        // A batch of two (`spoolctl submit --batch`): one item, acknowledged together; the
+        // first of them cancelled while its batch waits.
+        let lines = ["fay", "gus"].map { "{\"customer\":\"\($0)\",\"contact\":\"\($0)@example.com\",\"size\":\"S\",\"from\":\"2099-01-01\",\"months\":1}" }
+        var batchIDs: [String] = []
+        for (line, customer) in zip(try intake.submitBatch(Array(lines.joined(separator: "\n").utf8), caller: caller).lines, ["fay", "gus"]) {
+            guard case .accepted(let id, _) = line.outcome else { throw PowerLossError("batch line \(line.line) refused") }
+            recorder.acknowledge(.submitted(id: id, customer: customer, idempotencyKey: nil))
+            batchIDs.append(id)
+        }
         try cancel(first)
         try cancel(fourth)
+        try cancel(batchIDs[0])
         try allocate()
         try notify()
         _ = try intake.submit(form(keyedSubmits[0].0, key: keyedSubmits[0].1), caller: caller)

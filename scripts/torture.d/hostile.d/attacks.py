@@ -157,6 +157,34 @@ class Families:
                                   units_allowed=target[:2] == ["units", "list"])
 
 
+    # 4. Batches (`submit --batch FILE`): files the attacker cannot read but the spool group can
+    # (directly, through a symlink, in the spool), a FIFO nobody writes, an endless file, lines
+    # that try to name who submitted them, and over the limits (by file and on stdin). FILE is
+    # opened with the caller's rights: nothing of those files may come back, nothing be queued.
+    def batches(self):
+        install, home, planted = self.install, self.home, self.planted
+        unreadable = [install.group_file, planted["group_link"], f"{install.spool}/format", f"{install.spool}/journal",
+                      f"{install.spool}/index/status.sqlite", "/etc/shadow"]
+        for path in unreadable:
+            yield Attempt("batch:unreadable", ATTACKER, ["submit", "--batch", path], cwd=home, expect={66}, timeout=10)
+        yield Attempt("batch:fifo", ATTACKER, ["submit", "--batch", planted["fifo"]], cwd=home, expect={64}, timeout=10)
+        yield Attempt("batch:endless", ATTACKER, ["submit", "--batch", "/dev/zero"], cwd=home, expect={65}, timeout=20)
+        line = ('{"customer":"mallory.as.alice@example.net","contact":"+4915550009999","size":"S","from":"2098-05-01",'
+                '"months":1%s}')
+        impersonating = _write(f"{home}/impersonating.jsonl", "\n".join(
+            line % extra for extra in [',"submitted_by":0', ',"submitted_by_name":"root"', ',"id":"%s"' % self.victim.ids[1],
+                                       ',"created_at":0']) + "\n")
+        os.chown(impersonating, install.users[ATTACKER].uid, install.users[ATTACKER].gid)
+        yield Attempt("batch:impersonating", ATTACKER, ["submit", "--batch", impersonating], cwd=home, expect={65},
+                      twin=self.twin(["submit", "--batch", impersonating]), timeout=20)
+        huge = _write(f"{home}/huge.jsonl", "\n".join([line % ""] * 10001) + "\n")
+        os.chown(huge, install.users[ATTACKER].uid, install.users[ATTACKER].gid)
+        yield Attempt("batch:limits", ATTACKER, ["submit", "--batch", huge], cwd=home, expect={65}, timeout=20)
+        with open(huge, "rb") as handle:   # open while the runner runs the attempt (a generator)
+            yield Attempt("batch:limits-stdin", ATTACKER, ["submit", "--batch", "-"], cwd=home, expect={65}, timeout=20,
+                          stdin=handle)
+
+
 def _write(path, text, mode=0o644):
     with open(path, "w") as handle:
         handle.write(text)

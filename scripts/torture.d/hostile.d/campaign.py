@@ -65,7 +65,7 @@ def main():
     tables = [("commands", families.commands), ("configurations", families.configurations),
               ("spool roots", families.spool_roots), ("environments", lambda: environments(families)),
               ("guessed ids", lambda: guessed_ids(families)), ("descriptors and limits", lambda: descriptors(families)),
-              ("daemons and direct access", lambda: daemons_and_direct(families))]
+              ("daemons and direct access", lambda: daemons_and_direct(families)), ("batches", families.batches)]
     for name, table in tables:
         before, violations = runner.attempts, len(runner.violations)
         for attempt in table():

@@ -89,7 +89,7 @@ class Runner:
         if self.attempts % 500 == 0:
             self.log(f"{self.attempts} attempts, {len(self.violations)} violations")
         if outcome[0] == 0 and len(argv) > 1 and argv[1] == "submit":
-            self.acked += re.findall(r"\b0[0-9a-z]{25}\b", outcome[1])
+            self.acked += re.findall(r"\b0[0-9a-z]{25}(?:-[0-9]{5})?\b", outcome[1])
         return outcome, time.monotonic() - started
 
     def attack(self, attempt):

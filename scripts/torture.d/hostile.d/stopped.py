@@ -80,7 +80,7 @@ def stopped(runner, families, stops):
                     result = install.as_user(who, argv, timeout=bound)
                 code = result.returncode
                 if code == 0 and argv[1] == "submit":
-                    runner.acked += re.findall(r"\b0[0-9a-z]{25}\b", result.stdout)
+                    runner.acked += re.findall(r"\b0[0-9a-z]{25}(?:-[0-9]{5})?\b", result.stdout)
             except subprocess.TimeoutExpired:
                 code = "timeout"
             runner.attempts += 1
