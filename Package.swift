@@ -92,7 +92,11 @@ let package = Package(
         // Benchmarks against a raw syscall baseline: `swift run -c release spool-bench`.
         .executableTarget(
             name: "spool-bench",
-            dependencies: ["Spool", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Spool", "Intake", "Allocator",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/spool-bench"
         ),
         // A SQLite VFS that injects I/O faults into the status index, for the fault tests.
