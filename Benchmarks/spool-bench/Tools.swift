@@ -18,8 +18,10 @@ enum Tools {
         spool-bench status-latency CONFIG IDS CALLS       in-process IntakeService.status: p50/p99 (ms)
         spool-bench seed-allocations SPOOL COUNT          queue COUNT allocate commands (set-up: the
                                                           item files are not fsynced)
-        spool-bench allocator-rate DIR HELD DECISIONS     allocator decisions/s with HELD assigned
-                                                          rentals in its store (in process)
+        spool-bench allocator-rate DIR HELD DECISIONS [UNITS]
+                                                          seconds for DECISIONS allocator decisions
+                                                          with HELD assigned rentals in its store on
+                                                          UNITS units (2,000 by default), in process
         """
 
     /// Runs the tool named `name`; returns the exit code.
@@ -29,7 +31,9 @@ enum Tools {
             case ("fill-journal", 3): try fillJournal(spool: arguments[0], count: Int(arguments[1])!, ids: arguments[2])
             case ("status-latency", 3): try statusLatency(config: arguments[0], ids: arguments[1], calls: Int(arguments[2])!)
             case ("seed-allocations", 2): try seedAllocations(spool: arguments[0], count: Int(arguments[1])!)
-            case ("allocator-rate", 3): try allocatorRate(directory: arguments[0], held: Int(arguments[1])!, decisions: Int(arguments[2])!)
+            case ("allocator-rate", 3...4):
+                try allocatorRate(directory: arguments[0], held: Int(arguments[1])!, decisions: Int(arguments[2])!,
+                                  units: arguments.count > 3 ? Int(arguments[3])! : 2000)
             default:
                 FileHandle.standardError.write(Data((usage + "\n").utf8))
                 return 64
@@ -109,21 +113,24 @@ enum Tools {
     }
 
     /// Decisions/s of the allocation service, in process, with `held` assigned rentals in its
-    /// store: 2,000 units (500 per size class); the held rentals are spread over the units in
+    /// store: `units` units (a quarter per size class); the held rentals are spread over the units in
     /// back-to-back 30-day periods from 2030 on; the decided requests ask for periods from 2090 on
     /// (free), so each is assigned, as most real ones are. Each decision is what the daemon does
     /// per item: decide (one store transaction) and publish the outbox (journal, notification).
-    static func allocatorRate(directory: String, held: Int, decisions: Int) throws {
+    static func allocatorRate(directory: String, held: Int, decisions: Int, units unitCount: Int) throws {
         let root = "\(directory)/spool"
         var configuration = SystemConfiguration()
         configuration.spoolRoot = root
         let spool = try Spool(path: root, create: true)
         let service = try AllocationService(spool: spool, configuration: configuration, logger: Logger(label: "bench"))
         let store = try AllocatorStore(spool: spool)
-        let unitCount = 2000
         try store.addUnits((0..<unitCount).map { StorageUnit(id: "U-\($0)", size: sizes[$0 % sizes.count], site: "Site \($0 % 7)") },
                            sizes: configuration.sizes)
         try Prefill.assign(held: held, units: unitCount, store: store, service: service)
+        // One decision before the clock starts: the first opens the journal segment and the
+        // notification queue, compiles the statements and warms SQLite's page cache.
+        _ = try service.decide(.allocate(request(0, start: base.adding(days: 4000), days: 30, size: "S")))
+        _ = try service.drainOutbox()
         let clock = ContinuousClock()
         let start = clock.now
         for index in 0..<decisions {
