@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .library(name: "Spool", targets: ["Spool"]),
         // The domain libraries, as products for the fuzz package in Fuzz/ (not built by CI).
+        .library(name: "DaemonRuntime", targets: ["DaemonRuntime"]),
+        .library(name: "Rentals", targets: ["Rentals"]),
         .library(name: "Intake", targets: ["Intake"]),
         .library(name: "Allocator", targets: ["Allocator"]),
         .library(name: "Notifier", targets: ["Notifier"]),
@@ -36,21 +38,38 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The daemons' runtime: worker pool over a queue, stop signal, sd_notify, logging,
+        // process hardening, start-up retries and the launcher. Nothing of rentals.
+        .target(
+            name: "DaemonRuntime",
+            dependencies: [
+                "Spool",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The shared rental vocabulary: requests, statuses, calendar days, the configuration and
+        // daemon settings, queue names, the messages between allocator and notifier.
+        .target(
+            name: "Rentals",
+            dependencies: ["Spool"]
+        ),
+        // The front door library (what `spoolctl` runs): never a daemon's module.
         .target(
             name: "Intake",
-            dependencies: ["Spool", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Spool", "Rentals", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Allocator",
             dependencies: [
-                "Spool", "Intake",
+                "Spool", "Rentals", "DaemonRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "Notifier",
-            dependencies: ["Spool", "Intake", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Spool", "Rentals", "DaemonRuntime", .product(name: "Logging", package: "swift-log")]
         ),
         // Parsing of `spoolctl units import` files (CSV, JSON), apart from the command so that
         // it can be fuzzed.
@@ -61,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "spoolctl",
             dependencies: [
-                "Spool", "Intake", "Allocator", "Notifier", "UnitImport",
+                "Spool", "Rentals", "Intake", "DaemonRuntime", "Allocator", "UnitImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -69,17 +88,15 @@ let package = Package(
         .executableTarget(
             name: "spool-allocator",
             dependencies: [
-                "Spool", "Intake", "Allocator",
+                "Rentals", "DaemonRuntime", "Allocator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "spool-notifier",
             dependencies: [
-                "Spool", "Intake", "Notifier",
+                "Rentals", "DaemonRuntime", "Notifier",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // A small driver the crash and concurrency tests (and the benchmarks) run as a
@@ -108,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "SpoolTests",
             dependencies: [
-                "Spool", "Intake", "Allocator", "Notifier", "UnitImport", "SQLiteFaults",
+                "Spool", "DaemonRuntime", "Rentals", "Intake", "Allocator", "Notifier", "UnitImport", "SQLiteFaults",
                 "spool-exerciser", "spoolctl", "spool-allocator", "spool-notifier",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]

@@ -25,6 +25,7 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: [
                 .product(name: "Spool", package: rootIdentity),
+                .product(name: "Rentals", package: rootIdentity),
                 .product(name: "Intake", package: rootIdentity),
                 .product(name: "Allocator", package: rootIdentity),
                 .product(name: "Notifier", package: rootIdentity),

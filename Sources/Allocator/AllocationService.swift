@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
-import Intake
 import Logging
+import Rentals
 import Spool
 import Synchronization
 

@@ -1,6 +1,7 @@
+import DaemonRuntime
 import Foundation
-import Intake
 import Logging
+import Rentals
 import Spool
 import Synchronization
 

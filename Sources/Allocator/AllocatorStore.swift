@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import Intake
+import Rentals
 import Spool
 
 /// A storage unit in the inventory.

@@ -1,4 +1,4 @@
-import Intake
+import Rentals
 
 /// The assignment rule, as pure functions over the inventory and its holdings.
 ///

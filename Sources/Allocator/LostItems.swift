@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import Intake
+import Rentals
 import Spool
 
 extension AllocationService {

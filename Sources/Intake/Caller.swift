@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Spool
 
 /// Who runs a front-door command: the real (not effective) Unix user, since `spoolctl` may run
 /// setgid to the spool's group. Root and members of the operator group may see and cancel
@@ -23,8 +24,8 @@ public struct Caller: Sendable, Equatable {
     /// The calling process's real user, and whether it is an operator for `operatorGroup`.
     public static func current(operatorGroup: String) -> Caller {
         let uid = getuid()
-        let name = userName(uid) ?? String(uid)
-        return Caller(uid: uid, name: name, isOperator: uid == 0 || isMember(uid: uid, name: name, of: operatorGroup))
+        let name = ProcessRights.userName(uid) ?? String(uid)
+        return Caller(uid: uid, name: name, isOperator: ProcessRights.isRootOrMember(uid: uid, name: name, of: operatorGroup))
     }
 
     /// Reads the file at `path` (at most `limit` bytes) with the real user's rights, not the
@@ -51,40 +52,4 @@ public struct Caller: Sendable, Equatable {
 
     /// Whether this caller may see or cancel a request submitted by `owner`.
     public func mayAccess(requestSubmittedBy owner: UInt32) -> Bool { isOperator || owner == uid }
-
-    private static func userName(_ uid: uid_t) -> String? {
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else { return nil }
-        return String(cString: name)
-    }
-
-    /// Membership of the real user in `groupName`, from credentials the caller cannot forge:
-    /// the process's supplementary groups (set at login; `getgroups(2)` does not include the
-    /// effective group a setgid program runs with, and an unprivileged process can only drop
-    /// groups, never add one), the real group id, and the group's member list in the group
-    /// database. The effective group id is deliberately ignored: it is the spool's group, given
-    /// by the setgid bit to every caller.
-    private static func isMember(uid: uid_t, name: String, of groupName: String) -> Bool {
-        guard !groupName.isEmpty else { return false }
-        var entry = group()
-        var result: UnsafeMutablePointer<group>?
-        var buffer = [CChar](repeating: 0, count: 16384)
-        guard getgrnam_r(groupName, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return false }
-        let gid = entry.gr_gid
-        let count = getgroups(0, nil)
-        if count > 0 {
-            var groups = [gid_t](repeating: 0, count: Int(count))
-            let filled = getgroups(count, &groups)
-            if filled > 0, groups[..<Int(filled)].contains(gid) { return true }
-        }
-        if getgid() == gid { return true }
-        var member = entry.gr_mem
-        while let pointer = member?.pointee {
-            if String(cString: pointer) == name { return true }
-            member = member?.advanced(by: 1)
-        }
-        return false
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Rentals
 import Spool
 
 /// Why a request to the front door failed, with the sysexits code `spoolctl` exits with. Each
@@ -66,14 +67,4 @@ extension IntakeError {
         guard statvfs(path, &status) == 0 else { return false }
         return status.f_bavail == 0 || (status.f_files > 0 && status.f_favail == 0)
     }
-}
-
-extension String {
-    /// The text as it is echoed in an error message: quoted and escaped like a Swift string
-    /// literal, and cut after 64 characters with `…` (an argument of 100 KB must not turn into
-    /// an error line of 100 KB).
-    public var echoed: String { shortened.debugDescription }
-
-    /// The text cut after 64 characters with `…`, unquoted (for a file name before `:LINE:`).
-    public var shortened: String { count <= 64 ? self : String(prefix(64)) + "…" }
 }

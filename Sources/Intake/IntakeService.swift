@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Rentals
 import Spool
 
 /// The rental request service behind `spoolctl submit`, `cancel` and `status`: validation,
@@ -47,7 +48,7 @@ public final class IntakeService: Sendable {
     /// - Throws: ``IntakeError`` with exit 73 when the spool cannot be created, 77 when access
     ///   is denied, 74 for other I/O errors.
     public init(configuration: SystemConfiguration, logger: Logger = Logger(label: "intake"),
-                restricted: Bool = SpoolProcess.isRestricted, calls: FileSystemCalls = .live) throws(IntakeError) {
+                restricted: Bool = ProcessRights.isRestricted, calls: FileSystemCalls = .live) throws(IntakeError) {
         self.configuration = configuration
         self.logger = logger
         self.restricted = restricted
@@ -389,11 +390,4 @@ public final class IntakeService: Sendable {
             logger.warning("cannot update status index", metadata: ["request": "\(status.id)", "error": "\(error)"])
         }
     }
-}
-
-/// Canonical JSON (sorted keys, unescaped slashes) of a value whose encoding cannot fail.
-public func canonicalJSON<T: Encodable>(_ value: T) -> [UInt8] {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return Array((try? encoder.encode(value)) ?? Data())
 }

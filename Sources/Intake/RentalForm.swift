@@ -1,3 +1,5 @@
+import Rentals
+
 /// A rental request as typed by a customer, before validation.
 public struct RentalForm: Sendable, Equatable {
     /// `--customer`.

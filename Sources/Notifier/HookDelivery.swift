@@ -1,5 +1,5 @@
 import Foundation
-import Intake
+import Rentals
 
 /// Pluggable delivery: runs an operator's command for each notification, in any language.
 ///

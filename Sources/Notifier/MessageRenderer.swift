@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Intake
+import Rentals
 
 /// Renders a notification as an RFC 5322 message with LF line ends, as Maildir files use.
 ///

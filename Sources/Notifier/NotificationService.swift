@@ -1,6 +1,7 @@
+import DaemonRuntime
 import Foundation
-import Intake
 import Logging
+import Rentals
 import Spool
 
 /// Delivers one notification: to the customer's Maildir (always) and to the hook (when one is

@@ -1,5 +1,6 @@
-import Intake
+import DaemonRuntime
 import Logging
+import Rentals
 import Spool
 
 /// The notifier daemon (`spool-notifier`): consumes the notification queue with a

@@ -8,7 +8,7 @@ import Glibc
 /// followed. Closes its descriptor when released.
 final class Directory: Sendable {
     let descriptor: Int32
-    /// Path relative to the spool root, e.g. `queues/allocation/ready/3f`.
+    /// Path relative to the spool root, e.g. `queues/inbound/ready/3f`.
     let path: String
     let calls: FileSystemCalls
 

@@ -16,7 +16,7 @@ public struct IndexEvent: Codable, Sendable, Equatable {
     public var state: String
     /// When the change happened (milliseconds since the epoch).
     public var at: Int64
-    /// Secondary keys to look the entity up by, e.g. `["customer": "c-17"]`. Replaced as a whole
+    /// Secondary keys to look the entity up by, e.g. `["owner": "1000"]`. Replaced as a whole
     /// by a newer version.
     public var keys: [String: String]
     /// The entity's full state as JSON text, returned as is by queries.

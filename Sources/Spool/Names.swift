@@ -19,7 +19,7 @@ enum Names {
     }
 }
 
-/// The name of a queue in the spool, e.g. `allocation`. Lowercase letters, digits and `-`,
+/// The name of a queue in the spool, e.g. `inbound`. Lowercase letters, digits and `-`,
 /// 1 to 64 characters. Declaring a queue is one line: `static let x = QueueName("x")`; its
 /// directories are created on first use.
 public struct QueueName: Hashable, Sendable, CustomStringConvertible {

@@ -18,7 +18,8 @@ public final class Queue: Sendable {
     public let name: QueueName
     /// Its retry and dead-letter policy.
     public let retry: RetryPolicy
-    let spool: Spool
+    /// The spool the queue lives in.
+    public let spool: Spool
     let base: Directory
     let ready: Directory
     let active: Directory
@@ -201,7 +202,8 @@ public final class Queue: Sendable {
         cursor.withLock { $0.pending.append(Candidate(bucket: bucket, entry: entry)) }
     }
 
-    func resetNextDue() { cursor.withLock { $0.nextDue = nil } }
+    /// Forgets ``nextDueTime``, before a consumer waits: the next scan sets it afresh.
+    public func resetNextDue() { cursor.withLock { $0.nextDue = nil } }
 
     // MARK: Finishing
 

@@ -46,13 +46,13 @@ public final class QueueWatcher {
     /// Blocks until something is enqueued or `timeout` passes, whichever is first; returns true
     /// when woken by an arrival. A deferred item's due time is not an arrival: callers bound the
     /// timeout by ``Queue/nextDueTime``.
-    /// A triggered `stop` ends the wait at once too.
+    /// A readable `wakeDescriptor` (a stop signal's pipe) ends the wait at once too.
     @discardableResult
-    public func wait(timeout: Duration, stop: StopSignal? = nil) -> Bool {
+    public func wait(timeout: Duration, wakeDescriptor: Int32? = nil) -> Bool {
         let milliseconds = Int32(clamping: max(0, timeout.milliseconds))
         if descriptor >= 0, drain() { return true }
         var pollers = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
-        if let stop { pollers.append(pollfd(fd: stop.descriptor, events: Int16(POLLIN), revents: 0)) }
+        if let wakeDescriptor { pollers.append(pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0)) }
         let ready = poll(&pollers, nfds_t(pollers.count), milliseconds)
         return ready > 0 && descriptor >= 0 && drain()
     }

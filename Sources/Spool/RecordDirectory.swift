@@ -2,15 +2,15 @@
 import Glibc
 #endif
 
-/// A directory of small, durable records below the spool root (`state/`, `intake/keys/`, …),
-/// for the bits of state that programs share outside the queues: idempotency keys, breaker
-/// state, health. Every write is staged in `tmp/`, `fsync`ed, published by one rename or link,
+/// A directory of small, durable records below the spool root (`state/`, `keys/`, …), for the
+/// bits of state that programs share outside the queues (idempotency keys, flags, health
+/// reports). Every write is staged in `tmp/`, `fsync`ed, published by one rename or link,
 /// and the directory `fsync`ed; readers never see a partial record.
 public final class RecordDirectory: Sendable {
     let directory: Directory
     let spool: Spool
 
-    /// Opens (creating) `path` below the spool root, e.g. `intake/keys`; every component is
+    /// Opens (creating) `path` below the spool root, e.g. `state`; every component is
     /// opened without following symlinks.
     public init(spool: Spool, path: String) throws(SpoolError) {
         self.spool = spool

@@ -5,8 +5,8 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// How the programs open a SQLite database kept in the spool (the status index, the
-/// allocator's store): WAL via a GRDB pool, a busy timeout for writers in other processes, the
+/// How the programs open a SQLite database kept in the spool (the status index, a program's own
+/// store): WAL via a GRDB pool, a busy timeout for writers in other processes, the
 /// file private to the spool's group, the schema migrated by exactly one process at a time, and
 /// the WAL file kept small.
 ///

@@ -1,6 +1,7 @@
 import Allocator
 import ArgumentParser
-import Intake
+import DaemonRuntime
+import Rentals
 
 /// `spool-allocator`: the allocator daemon. Run by systemd (`Type=notify`), or by `spoolctl up`.
 struct AllocatorCommand: ParsableCommand {
@@ -15,7 +16,7 @@ struct AllocatorCommand: ParsableCommand {
     var config: String?
 
     func run() throws {
-        let code = DaemonLauncher.run(label: "allocator", configPath: config, spoolOverride: spool) {
+        let code = DaemonLauncher.run(label: "allocator", configPath: config, spoolOverride: spool, as: SystemConfiguration.self) {
             try AllocatorDaemon.run(configuration: $0, logger: $1, stop: $2, notifier: $3)
         }
         if code != 0 { throw ExitCode(code) }
@@ -23,3 +24,6 @@ struct AllocatorCommand: ParsableCommand {
 }
 
 AllocatorCommand.main()
+
+/// The rental system's configuration is what the daemon launcher loads.
+extension SystemConfiguration: DaemonConfiguration {}

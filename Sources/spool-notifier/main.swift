@@ -1,6 +1,7 @@
-import Notifier
 import ArgumentParser
-import Intake
+import DaemonRuntime
+import Notifier
+import Rentals
 
 /// `spool-notifier`: the notifier daemon. Run by systemd (`Type=notify`), or by `spoolctl up`.
 struct NotifierCommand: ParsableCommand {
@@ -15,7 +16,7 @@ struct NotifierCommand: ParsableCommand {
     var config: String?
 
     func run() throws {
-        let code = DaemonLauncher.run(label: "notifier", configPath: config, spoolOverride: spool) {
+        let code = DaemonLauncher.run(label: "notifier", configPath: config, spoolOverride: spool, as: SystemConfiguration.self) {
             try NotifierDaemon.run(configuration: $0, logger: $1, stop: $2, notifier: $3)
         }
         if code != 0 { throw ExitCode(code) }
@@ -23,3 +24,6 @@ struct NotifierCommand: ParsableCommand {
 }
 
 NotifierCommand.main()
+
+/// The rental system's configuration is what the daemon launcher loads.
+extension SystemConfiguration: DaemonConfiguration {}

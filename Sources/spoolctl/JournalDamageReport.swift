@@ -1,5 +1,6 @@
 import Foundation
 import Intake
+import Rentals
 import Spool
 
 /// What `reconcile` and `index rebuild` say about a damaged journal: the damaged segments (each

@@ -3,9 +3,11 @@ import Glibc
 #endif
 import Allocator
 import ArgumentParser
+import DaemonRuntime
 import Foundation
 import Intake
 import Logging
+import Rentals
 import Spool
 
 /// Opens the configured spool for an operations command.

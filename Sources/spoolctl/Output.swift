@@ -1,5 +1,7 @@
+import DaemonRuntime
 import Foundation
 import Intake
+import Rentals
 import Spool
 
 /// Writes one line of a command's result to standard output.

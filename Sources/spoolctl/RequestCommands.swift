@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Intake
+import Rentals
 
 struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,8 @@
 import ArgumentParser
+import DaemonRuntime
 import Foundation
 import Intake
+import Rentals
 import Spool
 
 /// `spoolctl`: the single front door of the rental system.

@@ -1,7 +1,9 @@
 import Allocator
 import ArgumentParser
+import DaemonRuntime
 import Foundation
 import Intake
+import Rentals
 import Spool
 import UnitImport
 

@@ -3,8 +3,10 @@ import Glibc
 #endif
 import Allocator
 import ArgumentParser
+import DaemonRuntime
 import Foundation
 import Intake
+import Rentals
 import Spool
 
 struct Up: ParsableCommand {

@@ -1,6 +1,7 @@
 import Foundation
 import Intake
 import Logging
+import Rentals
 import Testing
 @testable import Allocator
 @testable import Spool

@@ -1,5 +1,6 @@
 import Foundation
 import Intake
+import Rentals
 import Testing
 
 /// Dates, timestamps, configuration and validation rules.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Intake
+@testable import Rentals
 
 /// The configuration lookup for an untrusted caller (a setgid `spoolctl` run by an ordinary
 /// user): only the system file and what it lists. End-to-end: `HostileUserTests`.

@@ -1,7 +1,8 @@
 import Allocator
-import Intake
 import Foundation
 import GRDB
+import Intake
+import Rentals
 import SQLiteFaults
 import Testing
 @testable import Spool

@@ -1,11 +1,12 @@
 // Fuzz targets for the rental domain: configuration files, unit import, dates and periods, the
 // queue payloads the daemons decode, idempotency records and status documents.
 import Foundation
+import UnitImport
 @testable import Allocator
 @testable import Intake
 @testable import Notifier
+@testable import Rentals
 @testable import Spool
-import UnitImport
 
 extension FuzzTarget {
     /// `spool.conf` (`SystemConfiguration.apply`): an accepted file gives a configuration within

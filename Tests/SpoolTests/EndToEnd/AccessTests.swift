@@ -1,5 +1,6 @@
 import Foundation
 import Intake
+import Rentals
 import Testing
 @testable import Spool
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Intake
+import Rentals
 import Testing
 @testable import Spool
 

@@ -1,5 +1,6 @@
 import Foundation
 import Intake
+import Rentals
 import Synchronization
 import Testing
 @testable import Spool

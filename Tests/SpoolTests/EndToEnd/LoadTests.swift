@@ -1,6 +1,7 @@
 import Foundation
-import Synchronization
 import Intake
+import Rentals
+import Synchronization
 import Testing
 @testable import Allocator
 @testable import Spool

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Intake
+@testable import Rentals
 @testable import Spool
 
 /// Messages that name the real cause, echo at most a short piece of what was typed, and carry

@@ -1,6 +1,7 @@
 import Allocator
 import Foundation
 import Intake
+import Rentals
 import Testing
 @testable import Spool
 

@@ -1,7 +1,9 @@
+import DaemonRuntime
 import Foundation
 import GRDB
 import Intake
 import Logging
+import Rentals
 @testable import Allocator
 @testable import Notifier
 @testable import Spool

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import GRDB
 import Logging
+import Spool
 
 /// Start-up with retries, for the daemons: opening the spool, the journal and the databases can
 /// meet a condition that clears by itself (another process switching a database to WAL or

@@ -10,7 +10,7 @@ import Spool
 /// `/etc/self-storage/spool.conf` if it exists, else defaults only. Lookup of the spool root:
 /// `--spool`, else `SPOOL_ROOT`, else `spool_root` from the file, else `./spool`.
 ///
-/// In restricted mode (``SpoolProcess/isRestricted``: a setgid `spoolctl` run by an ordinary
+/// In restricted mode (``ProcessRights/isRestricted``: a setgid `spoolctl` run by an ordinary
 /// user, or a daemon it started) the caller is not trusted: only the system configuration
 /// ``defaultPath`` is read, and it must exist and name an absolute `spool_root`; another file
 /// or spool root is accepted only if the system configuration lists it in
@@ -74,8 +74,14 @@ public struct SystemConfiguration: Sendable, Equatable {
     ///   ``ConfigurationError/refused`` set) for a file or spool root the system configuration
     ///   does not list, and for a missing system configuration or a relative spool root.
     public static func load(explicitPath: String? = nil, spoolOverride: String? = nil,
+                            environment: [String: String] = currentEnvironment()) throws(ConfigurationError) -> SystemConfiguration {
+        try load(explicitPath: explicitPath, spoolOverride: spoolOverride, environment: environment, restricted: ProcessRights.isRestricted)
+    }
+
+    /// ``load(explicitPath:spoolOverride:environment:)`` with restricted mode given (for tests).
+    public static func load(explicitPath: String? = nil, spoolOverride: String? = nil,
                             environment: [String: String] = currentEnvironment(),
-                            restricted: Bool = SpoolProcess.isRestricted) throws(ConfigurationError) -> SystemConfiguration {
+                            restricted: Bool) throws(ConfigurationError) -> SystemConfiguration {
         let path = explicitPath ?? environment["SPOOL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
         let root = spoolOverride.flatMap { $0.isEmpty ? nil : $0 } ?? environment["SPOOL_ROOT"].flatMap { $0.isEmpty ? nil : $0 }
         if restricted { return try loadRestricted(path: path, root: root, systemPath: defaultPath) }
@@ -199,6 +205,13 @@ public struct SystemConfiguration: Sendable, Equatable {
         guard breakerLowWater < breakerHighWater else {
             throw ConfigurationError(message: "\(file): breaker_low_water must be below breaker_high_water")
         }
+    }
+
+    /// The exit code of a daemon whose configuration could not be loaded: 77 (EX_NOPERM) when
+    /// refused, 74 (EX_IOERR, restarted) when it could not be read for an I/O reason, else 78
+    /// (EX_CONFIG).
+    public static func exitCode(for error: ConfigurationError) -> Int32 {
+        error.refused ? 77 : error.ioErrno != nil ? 74 : 78
     }
 
     /// The process environment as a dictionary.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Spool
 
 /// Process-wide settings every program of the system applies first, before it opens anything.
 ///
@@ -12,10 +13,8 @@ public enum SpoolProcess {
     /// root and the effective user or group differs from the real one (a setgid `spoolctl`, or a
     /// daemon started from one). Postfix calls this "restricted mode": the program then trusts
     /// only the system configuration, and only operators may run daemon commands.
-    public static var isRestricted: Bool {
-        let uid = getuid()
-        return uid != 0 && (geteuid() != uid || getegid() != getgid())
-    }
+    /// (``ProcessRights/isRestricted``, here for the programs that already use this type.)
+    public static var isRestricted: Bool { ProcessRights.isRestricted }
 
     /// The environment variables a restricted process keeps (besides those it is asked to keep):
     /// locale, terminal and time zone. Everything else (`TMPDIR`, `SQLITE_TMPDIR`, `SWIFT_*`,

@@ -4,6 +4,27 @@ import Glibc
 import Logging
 import Spool
 
+/// What a daemon needs of its configuration to start: which environment variables survive the
+/// process's scrub, how to load it, which exit code a load failure ends with, and the operator
+/// group. The rental system's configuration (`Rentals.SystemConfiguration`) provides it; the
+/// daemons declare the conformance, so that this module knows nothing of rentals.
+public protocol DaemonConfiguration: Sendable {
+    /// Why a configuration could not be loaded.
+    associatedtype LoadError: Error
+    /// The environment variables ``SpoolProcess/prepare(keeping:)`` must keep.
+    static var environmentVariables: Set<String> { get }
+    /// The process environment as a dictionary (read after the scrub).
+    static func currentEnvironment() -> [String: String]
+    /// Loads the configuration for `--config` (`explicitPath`) and `--spool` (`spoolOverride`),
+    /// in restricted mode when ``ProcessRights/isRestricted``.
+    static func load(explicitPath: String?, spoolOverride: String?, environment: [String: String]) throws(LoadError) -> Self
+    /// The exit code for a configuration that could not be loaded: 77 when refused, 74 for an
+    /// I/O error (restarted), 78 otherwise.
+    static func exitCode(for error: LoadError) -> Int32
+    /// The group whose members (and root) may run a daemon in restricted mode.
+    var operatorGroup: String { get }
+}
+
 /// What `spool-allocator` and `spool-notifier` share around their work: process settings,
 /// configuration, logging, SIGTERM/SIGINT handling and the systemd notifier.
 public enum DaemonLauncher {
@@ -16,19 +37,21 @@ public enum DaemonLauncher {
     /// rights by an ordinary user, e.g. from a setgid wrapper) and the real user is not an
     /// operator, or asked for a configuration or spool the system configuration does not list.
     /// The daemons are not installed setgid; this is defense in depth.
-    public static func run(label: String, configPath: String?, spoolOverride: String?,
-                           _ body: (SystemConfiguration, Logger, StopSignal, SystemdNotifier) throws -> Void) -> Int32 {
-        SpoolProcess.prepare(keeping: SystemConfiguration.environmentVariables)
-        let environment = SystemConfiguration.currentEnvironment()
+    public static func run<Configuration: DaemonConfiguration>(
+        label: String, configPath: String?, spoolOverride: String?, as _: Configuration.Type = Configuration.self,
+        _ body: (Configuration, Logger, StopSignal, SystemdNotifier) throws -> Void
+    ) -> Int32 {
+        SpoolProcess.prepare(keeping: Configuration.environmentVariables)
+        let environment = Configuration.currentEnvironment()
         let logger = DaemonLogging.bootstrap(label, environment: environment)
-        let configuration: SystemConfiguration
+        let configuration: Configuration
         do {
-            configuration = try SystemConfiguration.load(explicitPath: configPath, spoolOverride: spoolOverride, environment: environment)
+            configuration = try Configuration.load(explicitPath: configPath, spoolOverride: spoolOverride, environment: environment)
         } catch {
             logger.critical("bad configuration", metadata: ["error": "\(error)"])
-            return error.refused ? 77 : error.ioErrno != nil ? 74 : 78  // EX_NOPERM, EX_IOERR (restarted), EX_CONFIG
+            return Configuration.exitCode(for: error)
         }
-        if SpoolProcess.isRestricted, !Caller.current(operatorGroup: configuration.operatorGroup).isOperator {
+        if SpoolProcess.isRestricted, !ProcessRights.realUserIsRootOrMember(of: configuration.operatorGroup) {
             logger.critical("refusing to run with the spool group's rights for a user who is not an operator",
                             metadata: ["uid": "\(getuid())", "operator_group": "\(configuration.operatorGroup)"])
             return 77  // EX_NOPERM

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Logging
+import Spool
 import Synchronization
 
 /// What a handler decided about one item.
@@ -163,7 +164,7 @@ public final class QueueProcessor: Sendable {
                 }
                 let untilDue = queue.nextDueTime.map { Duration.milliseconds(max(1, $0 - Clock.nowMilliseconds())) }
                 queue.resetNextDue()
-                watcher.wait(timeout: min(configuration.tick * 5, untilDue ?? configuration.tick * 5), stop: stop)
+                watcher.wait(timeout: min(configuration.tick * 5, untilDue ?? configuration.tick * 5), wakeDescriptor: stop.descriptor)
                 continue
             }
             idleSince = .now

@@ -92,3 +92,11 @@ private struct SignalSet: @unchecked Sendable {
     let set: sigset_t
     init(_ set: sigset_t) { self.set = set }
 }
+
+extension Duration {
+    /// The duration in whole milliseconds.
+    fileprivate var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
