@@ -110,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "spool-bench",
             dependencies: [
-                "Spool", "Intake", "Allocator",
+                "Spool", "Rentals", "Intake", "Allocator",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,7 +1,6 @@
 import GRDB
 import Allocator
-import Intake
-import Spool
+import Rentals
 
 /// Pre-fills an allocator store with assigned rentals for `spool-bench allocator-rate`.
 ///

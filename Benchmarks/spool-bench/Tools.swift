@@ -8,6 +8,7 @@ import Foundation
 import Allocator
 import Intake
 import Logging
+import Rentals
 import Spool
 
 enum Tools {
