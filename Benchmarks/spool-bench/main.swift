@@ -17,8 +17,8 @@ if CommandLine.arguments.count > 1, !CommandLine.arguments[1].hasPrefix("-") {
 }
 
 let quick = CommandLine.arguments.contains("--quick")
-let count = quick ? 50 : 2000
-let backlog = quick ? 1_000 : 100_000
+let count = quick ? 50 : 1000
+let backlog = quick ? 1_000 : 30_000
 let payload = [UInt8](repeating: 0x61, count: 256)
 
 func scratch(_ label: String) -> String {
