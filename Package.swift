@@ -30,10 +30,15 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // sqlite3_db_config, which Swift cannot call (variadic), wrapped (`libsqlite3-dev`).
+        .systemLibrary(
+            name: "CSQLiteShim",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         .target(
             name: "Spool",
             dependencies: [
-                "CZlib",
+                "CZlib", "CSQLiteShim",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]

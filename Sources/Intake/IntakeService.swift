@@ -9,8 +9,10 @@ import Spool
 /// A submit is acknowledged only after the allocate command is durably in the allocation queue
 /// (non-functional requirement 1); the allocator need not run (requirement 2). The `received`
 /// status is journaled and written to the index at once, so a status right after a submit shows
-/// the request (read-your-writes); for a request the index does not know yet, status catches the
-/// index up from the journal, then falls back to the queue.
+/// the request (read-your-writes); for a request the index does not know yet, status reads the
+/// journal past the index's position, then falls back to the queue. Status and list never write
+/// the index (they read it through a read-only connection; the daemons catch it up), unless it
+/// is missing or unusable and must be rebuilt.
 ///
 /// In restricted mode (a setgid `spoolctl` run by an ordinary user, who may stop it with
 /// `SIGSTOP` at any point), the service holds no lock that the daemons or other users' submits
@@ -62,7 +64,7 @@ public final class IntakeService: Sendable {
             keys = try RecordDirectory(spool: spool, path: "intake/keys")
             admission = AdmissionControl(configuration: configuration, queue: allocation,
                                          records: try RecordDirectory(spool: spool, path: "state"))
-            index = try StatusIndex(spool: spool, readOnly: restricted)
+            index = try StatusIndex(spool: spool, journal: journal, readOnly: restricted)
         } catch {
             // Everything here throws SpoolError: the status index is opened at first use.
             if case .system(let operation, _, _) = error, operation.hasPrefix("create"), !error.isNoSpace {
@@ -194,8 +196,8 @@ public final class IntakeService: Sendable {
         do {
             if let row = try index.entity(id) {
                 found = RentalStatus(document: row.document)
-            } else if !restricted, try index.catchUp(from: journal) > 0, let row = try index.entity(id) {
-                found = RentalStatus(document: row.document)
+            } else if let row = try index.unprojected(id, in: journal) {
+                found = RentalStatus(document: row.document)  // journaled, not yet projected: read, never written here
             }
         } catch {
             // Never "no such request" because the index is unusable: ask the journal itself.

@@ -43,7 +43,8 @@ public struct IndexEvent: Codable, Sendable, Equatable {
     /// Decodes a journal record written by ``encoded()``; nil for records that are not index
     /// events (the journal may carry other records too).
     public static func decode(_ payload: [UInt8]) -> IndexEvent? {
-        guard payload.first == UInt8(ascii: "{"), let event = try? JSONDecoder().decode(IndexEvent.self, from: Data(payload)),
+        guard payload.first == UInt8(ascii: "{"),
+              let event = IndexEventParser.parse(payload) ?? (try? JSONDecoder().decode(IndexEvent.self, from: Data(payload))),
               !event.entity.isEmpty, event.entity.utf8.count <= 128 else { return nil }
         return event
     }

@@ -52,9 +52,14 @@ final class IndexFile: Sendable {
         }
     }
 
+    /// The connections to the file at the path: a read-only one for queries and a writable one,
+    /// each opened at its first use (the first of them checks that the file is a whole index).
+    /// Reading never writes the file: a read-only connection neither switches the journal mode
+    /// nor (GRDB issue 102) writes a table to make a WAL, and it cannot checkpoint on close.
     private struct Opened: Sendable {
-        let pool: DatabasePool
         let identity: Identity
+        var reader: DatabaseQueue?
+        var writer: DatabaseQueue?
     }
 
     let path: String
@@ -82,19 +87,29 @@ final class IndexFile: Sendable {
 
     /// Runs `body` on the open database, holding the shared lock; reopens a replaced file and
     /// repairs an unusable one first (at most three times, then throws
-    /// ``SpoolError/corrupt(path:reason:)``). `body` may run more than once.
-    func withPool<T>(_ body: (DatabasePool) throws -> T) throws -> T {
+    /// ``SpoolError/corrupt(path:reason:)``). `body` may run more than once. With `writing`,
+    /// `body` gets the writable connection (opened now if it is not yet; refused for a
+    /// read-only index); otherwise the read-only one, and nothing is written to the file
+    /// unless it must be repaired.
+    func withDatabase<T>(writing: Bool, _ body: (any DatabaseWriter) throws -> T) throws -> T {
+        if writing, readOnly {
+            throw SpoolError.system(operation: "write", path: path, SystemCallError(call: .open, errno: EROFS))
+        }
         var repairs = 0
         while true {
             if !readOnly, repairs == 0, access((path as NSString).deletingLastPathComponent, F_OK) != 0, errno == ENOENT {
                 try recovery.makeDirectory()  // the index directory itself was removed
             }
             let outcome: Result<T, Problem> = try FileLock.holding(lockPath, exclusive: false) {
-                switch try current() {
+                switch try current(writing: writing) {
                 case .failure(let problem): return .failure(problem)
-                case .success(let opened):
-                    do { return .success(try body(opened.pool)) } catch where SpoolDatabase.isDamage(error) {
-                        return .failure(.unusable(opened.identity, "\(error)"))
+                case .success(let (database, identity)):
+                    do {
+                        let value = try body(database)
+                        if writing { SpoolDatabase.truncateWALIfLarge(database, path: path) }
+                        return .success(value)
+                    } catch where SpoolDatabase.isDamage(error) {
+                        return .failure(.unusable(identity, "\(error)"))
                     }
                 }
             }
@@ -110,23 +125,33 @@ final class IndexFile: Sendable {
         }
     }
 
-    /// The pool for the file now at the path (under the shared lock).
-    private func current() throws -> Result<Opened, Problem> {
+    /// The connection for the file now at the path (under the shared lock): the read-only one,
+    /// or with `writing` the writable one.
+    private func current(writing: Bool) throws -> Result<(any DatabaseWriter, Identity), Problem> {
         let identity = try Self.identity(of: path)
         return try opened.withLock { opened in
-            if let existing = opened, existing.identity == identity { return .success(existing) }
-            opened = nil  // replaced or deleted: close the old file (its WAL persists; see above)
+            if opened?.identity != identity { opened = nil }  // replaced or deleted: close the old file (its WAL persists; see above)
             guard let identity else { return .failure(.missing) }
+            if let connection = writing ? opened?.writer : opened?.reader { return .success((connection, identity)) }
             do {
-                let pool = try DatabasePool(path: path, configuration: SpoolDatabase.configuration(label: "status-index", readOnly: readOnly))
-                let migrator = migrator()
-                let complete = try pool.read { db in
-                    try migrator.hasCompletedMigrations(db)
-                        && Row.fetchOne(db, sql: "SELECT 1 FROM projection WHERE id = 1") != nil
+                // The writer is a queue with the default journal mode: the file was built in WAL
+                // mode, which it keeps, where a pool would make sure of it by writing (GRDB
+                // issue 102). A write-only use (a submit) opens no reader.
+                let connection = try DatabaseQueue(path: path, configuration: SpoolDatabase.configuration(
+                    label: "status-index", readOnly: !writing, projection: true))
+                if opened == nil {
+                    // First use of this file: it must be a whole index.
+                    let migrator = migrator()
+                    let complete = try connection.read { db in
+                        try migrator.hasCompletedMigrations(db)
+                            && Row.fetchOne(db, sql: "SELECT 1 FROM projection WHERE id = 1") != nil
+                    }
+                    guard complete else { return .failure(.unusable(identity, "no schema, or never projected")) }
                 }
-                guard complete else { return .failure(.unusable(identity, "no schema, or never projected")) }
-                opened = Opened(pool: pool, identity: identity)
-                return .success(opened!)
+                var current = opened ?? Opened(identity: identity)
+                if writing { current.writer = connection } else { current.reader = connection }
+                opened = current
+                return .success((connection, identity))
             } catch where SpoolDatabase.isDamage(error) {
                 return .failure(.unusable(identity, "\(error)"))
             }
@@ -136,7 +161,7 @@ final class IndexFile: Sendable {
     /// Why the file now at the path cannot be used, or nil if it can.
     func probe() throws -> Problem? {
         try FileLock.holding(lockPath, exclusive: false) {
-            if case .failure(let problem) = try current() { return problem }
+            if case .failure(let problem) = try current(writing: false) { return problem }
             return nil
         }
     }
@@ -197,15 +222,32 @@ final class IndexFile: Sendable {
             throw SpoolError.system(operation: "create", path: temporary, SystemCallError(call: .open, errno: errno))
         }
         close(fd)
+        // Built without a rollback journal and without syncs, in a large page cache: the file is
+        // nobody's until it is complete, synced and renamed into place, and a crash before that
+        // leaves only a partial build to remove. Switched to WAL at the end, so openers never
+        // switch modes.
+        // Keys are inserted after their row: the foreign key needs no check. The secondary
+        // indexes are created once the tables are full (see ``StatusIndex/secondaryIndexes``).
         var configuration = SpoolDatabase.configuration(label: "status-index-rebuild")
-        configuration.journalMode = .wal
+        configuration.foreignKeysEnabled = false
         let queue = try DatabaseQueue(path: temporary, configuration: configuration)
+        try queue.writeWithoutTransaction { db in
+            _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = OFF")
+            try db.execute(sql: "PRAGMA synchronous = OFF; PRAGMA cache_size = -262144")
+        }
         try migrator().migrate(queue)
         let built = try queue.write { db in
+            for index in StatusIndex.secondaryIndexes { try db.execute(sql: "DROP INDEX \(index.name)") }
             let damage = try StatusIndex.project(recovery.journal, into: db)
+            for index in StatusIndex.secondaryIndexes { try db.execute(sql: index.sql) }
             return (rows: try Int.fetchOne(db, sql: "SELECT count(*) FROM entity") ?? 0, damage: damage)
         }
-        try queue.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try queue.writeWithoutTransaction { db in
+            guard try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") == "wal" else {
+                throw SpoolError.corrupt(path: temporary, reason: "could not switch the rebuilt index to WAL mode")
+            }
+            _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
         try queue.close()
         let file = Glibc.open(temporary, O_RDONLY | O_CLOEXEC)
         guard file >= 0 else { throw SpoolError.system(operation: "open", path: temporary, SystemCallError(call: .open, errno: errno)) }

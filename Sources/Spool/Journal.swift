@@ -133,7 +133,14 @@ public final class Journal: Sendable {
             do throws(SpoolError) {
                 try directory.writeAll(current.descriptor, bytes, path: path)
                 if durability == .durable {
+                    // Taken before the fsync: a change after it (not by an appender) makes the
+                    // checkpoint stale, never vouch for bytes it did not see.
+                    let written = try? calls.status(current.descriptor)
                     do throws(SystemCallError) { try calls.fsync(current.descriptor) } catch { throw SpoolError.system(operation: "sync", path: path, error) }
+                    if let written, Int(written.st_size) == before + bytes.count {
+                        JournalCheckpoint(sequence: current.sequence, validEnd: before + bytes.count, createdAt: current.createdAt,
+                                          status: written).write(to: lockDescriptor)
+                    }
                 }
             } catch {
                 // Cut back whatever part of the records reached the file; if even that fails,
@@ -200,8 +207,11 @@ public final class Journal: Sendable {
     }
 
     /// Finds the live segment (cleaning up after an interrupted seal), or starts the first one,
-    /// and cuts a torn tail.
+    /// and cuts a torn tail. Reads nothing of the segment when the append checkpoint in
+    /// `journal/lock` vouches for it (see ``JournalCheckpoint``); otherwise lists `journal/` and
+    /// reads and validates the whole live segment.
     private func openCurrentSegment(_ current: inout AppendState) throws(SpoolError) {
+        if let checkpoint = JournalCheckpoint.read(from: lockDescriptor), openCheckpointed(checkpoint, into: &current) { return }
         var sealed = Set<UInt64>()
         var active = Set<UInt64>()
         for name in try directory.names() {
@@ -241,6 +251,24 @@ public final class Journal: Sendable {
         // deals with what follows the header (the whole segment is read once per open).
         let scan = JournalSegment.scan(bytes, from: header.length)
         current.validEnd = scan.damaged.isEmpty && scan.tornTail == nil ? bytes.count : header.length
+    }
+
+    /// Opens the segment `checkpoint` names if it vouches for it (see ``JournalCheckpoint``):
+    /// then the whole segment is known valid up to its size, and nothing is read.
+    private func openCheckpointed(_ checkpoint: JournalCheckpoint, into current: inout AppendState) -> Bool {
+        guard let descriptor = try? calls.open(directory.descriptor, JournalSegment.activeName(checkpoint.sequence),
+                                               O_RDWR | O_APPEND | O_NOFOLLOW, 0) else { return false }
+        do throws(SystemCallError) {
+            guard checkpoint.matches(try calls.status(descriptor)) else { throw SystemCallError(call: .status, errno: ESTALE) }
+            // A sealed copy means the segment is no longer the live one (an interrupted seal).
+            _ = try calls.statusAt(directory.descriptor, JournalSegment.sealedName(checkpoint.sequence))
+        } catch where error.errno == ENOENT {
+            current = AppendState(descriptor: descriptor, sequence: checkpoint.sequence, createdAt: checkpoint.createdAt,
+                                  validEnd: checkpoint.validEnd)
+            return true
+        } catch {}
+        try? calls.close(descriptor)
+        return false
     }
 
     /// Validates the bytes appended since ``AppendState/validEnd`` (see the type's description).
@@ -302,6 +330,10 @@ public final class Journal: Sendable {
         if current.descriptor >= 0 { try? calls.close(current.descriptor) }
         current = AppendState(descriptor: descriptor, sequence: sequence, createdAt: created,
                               validEnd: JournalSegment.header(createdAt: created).count)
+        // The header is durable (created, synced and renamed into place above).
+        if let status = try? calls.status(descriptor), Int(status.st_size) == current.validEnd {
+            JournalCheckpoint(sequence: sequence, validEnd: current.validEnd, createdAt: created, status: status).write(to: lockDescriptor)
+        }
     }
 
     /// Compresses the live segment into `<seq>.log.z` (durably), starts `<seq+1>.log`, then

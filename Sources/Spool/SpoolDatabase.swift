@@ -1,12 +1,14 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSQLiteShim
 import Foundation
 import GRDB
 import GRDBSQLite
 
 /// How the programs open a SQLite database kept in the spool (the status index, a program's own
-/// store): WAL via a GRDB pool, a busy timeout for writers in other processes, the
+/// store): WAL via a GRDB pool, commits synced (`synchronous=FULL`, on the writer too, where
+/// GRDB would set `NORMAL`), a busy timeout for writers in other processes, the
 /// file private to the spool's group, the schema migrated by exactly one process at a time, and
 /// the WAL file kept small.
 ///
@@ -58,6 +60,10 @@ public enum SpoolDatabase {
                 try check(try DatabaseQueue(path: path, configuration: configuration))
             }
             let database = try DatabasePool(path: path, configuration: configuration)
+            // GRDB sets `synchronous=NORMAL` on a pool's writer (its WAL set-up): commits would
+            // then reach the disk only at the next checkpoint, and a power loss could take back
+            // a decision already acted upon. The spool's databases are durable at commit.
+            try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try migrator.migrate(database)
             return database
         }
@@ -92,14 +98,27 @@ public enum SpoolDatabase {
     }
 
     /// The GRDB configuration every spool database uses (see the type's description).
-    static func configuration(label: String, readOnly: Bool = false) -> Configuration {
+    ///
+    /// A `projection` (the status index: rebuilt from the journal, never a source of truth) is
+    /// opened for speed where durability is the journal's job: its commits are not synced
+    /// (`synchronous=NORMAL`: in WAL mode a power loss may drop the last commits, never leave
+    /// the file inconsistent, and the stored journal position drops with the rows it covers),
+    /// and closing its last connection does not checkpoint (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`):
+    /// a short-lived `spoolctl` then neither syncs nor writes the database file on exit; the
+    /// automatic checkpoints (every ``autoCheckpointPages``) keep the WAL bounded.
+    static func configuration(label: String, readOnly: Bool = false, projection: Bool = false) -> Configuration {
         var configuration = Configuration()
         configuration.readonly = readOnly
-        configuration.busyMode = .timeout(30)
+        configuration.busyMode = .timeout(Double(busyTimeoutMilliseconds) / 1000)
         configuration.label = label
         configuration.prepareDatabase { db in
             var persist: Int32 = 1
             _ = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_PERSIST_WAL, &persist)
+            if projection {
+                let result = spool_sqlite_skip_checkpoint_on_close(db.sqliteConnection)
+                guard result == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: result), message: "sqlite3_db_config(NO_CKPT_ON_CLOSE)") }
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
             try db.execute(sql: "PRAGMA journal_size_limit = \(walSizeLimit)")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(autoCheckpointPages)")
         }
@@ -108,9 +127,31 @@ public enum SpoolDatabase {
 
     /// Checkpoints `database`'s WAL into the main file and truncates the WAL to zero bytes
     /// (`wal_checkpoint(TRUNCATE)`): waits (busy timeout) for readers of older snapshots.
-    public static func checkpoint(_ database: DatabasePool) throws {
+    public static func checkpoint(_ database: any DatabaseWriter) throws {
         try database.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
+
+    /// For a projection (whose connections do not checkpoint when they close): checkpoints the
+    /// WAL of the database at `path` into the file and truncates it to zero bytes once it holds
+    /// ``walSizeLimit`` bytes, without waiting for readers (`SQLITE_BUSY` leaves it for the next
+    /// write). Without it the WAL would only grow when no two processes overlap: a process that
+    /// opens the database first rebuilds the WAL's index from the WAL and forgets what earlier
+    /// checkpoints copied, so the WAL is never restarted. Costs one checkpoint (two syncs) per
+    /// ``walSizeLimit`` bytes written, instead of one at every process's exit.
+    static func truncateWALIfLarge(_ database: any DatabaseWriter, path: String) {
+        var status = stat()
+        guard stat(path + "-wal", &status) == 0, status.st_size >= walSizeLimit else { return }
+        database.writeWithoutTransaction { db in
+            sqlite3_busy_timeout(db.sqliteConnection, 0)
+            defer { sqlite3_busy_timeout(db.sqliteConnection, busyTimeoutMilliseconds) }
+            var logFrames: Int32 = 0
+            var checkpointed: Int32 = 0
+            _ = sqlite3_wal_checkpoint_v2(db.sqliteConnection, nil, SQLITE_CHECKPOINT_TRUNCATE, &logFrames, &checkpointed)
+        }
+    }
+
+    /// How long a connection waits for another process's lock (`busy_timeout`).
+    static let busyTimeoutMilliseconds: Int32 = 30_000
 
     /// True when `error` says the file is not a database or is corrupt (as opposed to an I/O,
     /// permission or locking failure, which a retry may cure).

@@ -49,10 +49,13 @@ public final class StatusIndex: Sendable {
     /// Such a reader holds no lock a daemon waits for without bound: in WAL mode a reader never
     /// blocks writers, and a replacement gives up waiting for the shared `flock` after a few
     /// seconds (see `IndexFile`).
-    public init(spool: Spool, readOnly: Bool = false) throws(SpoolError) {
+    /// `journal`, when given, is `spool`'s journal as the caller opened it (one open per process).
+    public init(spool: Spool, journal: Journal? = nil, readOnly: Bool = false) throws(SpoolError) {
         path = try Self.defaultPath(in: spool)
         fixed = nil
-        let recovery = IndexRecovery(makeDirectory: { _ = try Self.defaultPath(in: spool) }, journal: try Journal(spool: spool),
+        let opened: Journal
+        if let journal { opened = journal } else { opened = try Journal(spool: spool) }
+        let recovery = IndexRecovery(makeDirectory: { _ = try Self.defaultPath(in: spool) }, journal: opened,
                                      quarantine: spool.quarantine, logger: spool.logger)
         file = IndexFile(path: path, recovery: recovery, readOnly: readOnly, migrator: { Self.migrator })
     }
@@ -63,11 +66,19 @@ public final class StatusIndex: Sendable {
         try spool.directoryPath("index") + "/status.sqlite"
     }
 
-    /// Runs `body` on the database (for a spool's index: the healthy file now at the path).
-    private func withDatabase<T>(_ body: (DatabasePool) throws -> T) throws -> T {
+    /// Runs `body` on the database (for a spool's index: the healthy file now at the path,
+    /// through its read-only connection unless `writing`: queries never write the file).
+    private func withDatabase<T>(writing: Bool = false, _ body: (any DatabaseWriter) throws -> T) throws -> T {
         if let fixed { return try body(fixed) }
-        return try file!.withPool(body)
+        return try file!.withDatabase(writing: writing, body)
     }
+
+    /// The secondary indexes, as the migration creates them: a rebuild drops them while it
+    /// fills the tables and creates them again at the end (one sort instead of random inserts).
+    static let secondaryIndexes = [
+        (name: "entity_state", sql: "CREATE INDEX entity_state ON entity(state, updated_at)"),
+        (name: "entity_key_lookup", sql: "CREATE INDEX entity_key_lookup ON entity_key(name, value)"),
+    ]
 
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -81,14 +92,14 @@ public final class StatusIndex: Sendable {
                     keys TEXT NOT NULL,
                     document TEXT NOT NULL
                 ) WITHOUT ROWID;
-                CREATE INDEX entity_state ON entity(state, updated_at);
+                \(secondaryIndexes[0].sql);
                 CREATE TABLE entity_key (
                     entity_id TEXT NOT NULL REFERENCES entity(id) ON DELETE CASCADE,
                     name TEXT NOT NULL,
                     value TEXT NOT NULL,
                     PRIMARY KEY (entity_id, name)
                 ) WITHOUT ROWID;
-                CREATE INDEX entity_key_lookup ON entity_key(name, value);
+                \(secondaryIndexes[1].sql);
                 CREATE TABLE projection (
                     id INTEGER PRIMARY KEY CHECK (id = 1),
                     segment INTEGER NOT NULL,
@@ -105,12 +116,12 @@ public final class StatusIndex: Sendable {
     /// Returns how many entity rows changed.
     @discardableResult
     public func apply(_ events: [IndexEvent], consumedThrough position: JournalPosition? = nil) throws -> Int {
-        try withDatabase { database in try Self.apply(events, consumedThrough: position, database) }
+        try withDatabase(writing: true) { database in try Self.apply(events, consumedThrough: position, database) }
     }
 
     @discardableResult
     private static func apply(_ events: [IndexEvent], consumedThrough position: JournalPosition?,
-                              _ database: DatabasePool) throws -> Int {
+                              _ database: any DatabaseWriter) throws -> Int {
         try database.write { db in
             var changed = 0
             for event in events where try Self.upsert(event, db) { changed += 1 }
@@ -124,6 +135,33 @@ public final class StatusIndex: Sendable {
             }
             return changed
         }
+    }
+
+    /// Entities gathered in memory by ``project(_:into:)`` before they are written.
+    static let projectionWindow = 20_000
+
+    /// True when `event` supersedes `known` by the index's version rule: a higher version, or at
+    /// an equal version a larger document (compared as bytes, as SQLite compares text).
+    static func supersedes(_ event: IndexEvent, _ known: IndexEvent) -> Bool {
+        supersedes(event, version: known.version, document: known.document)
+    }
+
+    static func supersedes(_ event: IndexEvent, version: Int64, document: String) -> Bool {
+        event.version > version || (event.version == version && document.utf8.lexicographicallyPrecedes(event.document.utf8))
+    }
+
+    /// Inserts `event`'s row and keys if the entity has no row yet; otherwise ``upsert(_:_:)``.
+    private static func insertOrUpsert(_ event: IndexEvent, _ db: Database) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO entity (id, version, state, updated_at, keys, document) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO NOTHING
+            """).execute(arguments: [event.entity, event.version, event.state, event.at, keysText(event.keys), event.document])
+        guard db.changesCount > 0 else {
+            _ = try upsert(event, db)
+            return
+        }
+        let insertKey = try db.cachedStatement(sql: "INSERT INTO entity_key (entity_id, name, value) VALUES (?, ?, ?)")
+        for (name, value) in event.keys { try insertKey.execute(arguments: [event.entity, name, value]) }
     }
 
     /// One version-guarded upsert: the row changes only for a higher version (or, at an equal
@@ -143,10 +181,35 @@ public final class StatusIndex: Sendable {
         return true
     }
 
-    private static func keysText(_ keys: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: (try? encoder.encode(keys)) ?? Data("{}".utf8), as: UTF8.self)
+    /// The keys as a JSON object, sorted by name (what `JSONEncoder` with `.sortedKeys` gives, but
+    /// without its cost: a rebuild writes one per event).
+    static func keysText(_ keys: [String: String]) -> String {
+        var text = "{"
+        for (offset, name) in keys.keys.sorted().enumerated() {
+            if offset > 0 { text += "," }
+            appendJSONString(name, to: &text)
+            text += ":"
+            appendJSONString(keys[name]!, to: &text)
+        }
+        return text + "}"
+    }
+
+    private static func appendJSONString(_ value: String, to text: inout String) {
+        text += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case _ where scalar.value < 0x20:
+                let digits = String(scalar.value, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - digits.count) + digits
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        text += "\""
     }
 
     /// Projects every journal record after the stored position, in batches of `batchSize`
@@ -161,7 +224,7 @@ public final class StatusIndex: Sendable {
     /// ``catchUp(from:batchSize:)``, also returning the damage the journal reader met (see
     /// ``Journal/read(from:_:)``).
     public func catchUpReportingDamage(from journal: Journal, batchSize: Int = 500) throws -> (read: Int, damage: [JournalDamage]) {
-        try withDatabase { database in
+        try withDatabase(writing: true) { database in
             var pending: [IndexEvent] = []
             var read = 0
             var last = try Self.consumedPosition(database)
@@ -200,12 +263,31 @@ public final class StatusIndex: Sendable {
     /// Upserts every index event of `journal` into `db` and records the end position.
     /// Returns the damage the journal reader met.
     @discardableResult
+    ///
+    /// The events of one request lie close together in the journal (submit, decision,
+    /// notification), so they are gathered in a window of ``projectionWindow`` entities that
+    /// keeps only each one's latest (by the version rule), and written when it fills: a third of
+    /// the statements. A row not yet in the table is inserted with its keys, without the upsert's
+    /// delete of old keys.
     static func project(_ journal: Journal, into db: Database) throws -> [JournalDamage] {
         var last = JournalPosition.start
+        var window: [String: IndexEvent] = [:]
+        window.reserveCapacity(projectionWindow)
+        func flush() throws {
+            // In key order: the table and its keys are B-trees on the id.
+            for event in window.values.sorted(by: { $0.entity.utf8.lexicographicallyPrecedes($1.entity.utf8) }) {
+                try insertOrUpsert(event, db)
+            }
+            window.removeAll(keepingCapacity: true)
+        }
         let result = try journal.read(from: .start) { record in
-            if let event = IndexEvent.decode(record.payload) { _ = try Self.upsert(event, db) }
+            if let event = IndexEvent.decode(record.payload) {
+                if let known = window[event.entity], !supersedes(event, known) {} else { window[event.entity] = event }
+                if window.count >= projectionWindow { try flush() }
+            }
             last = record.next
         }
+        try flush()
         let end = max(last, result.end)
         try db.execute(sql: "INSERT INTO projection (id, segment, offset) VALUES (1, ?, ?)",
                        arguments: [Int64(end.segment), end.offset])
@@ -214,7 +296,7 @@ public final class StatusIndex: Sendable {
 
     /// Checkpoints the WAL into the index and truncates it to zero bytes.
     public func checkpoint() throws {
-        try withDatabase { database in try SpoolDatabase.checkpoint(database) }
+        try withDatabase(writing: true) { database in try SpoolDatabase.checkpoint(database) }
     }
 
     /// The latest status of every entity (or only of `entity`) in `journal`, computed in memory
@@ -224,7 +306,7 @@ public final class StatusIndex: Sendable {
         _ = try journal.read(from: .start) { record in
             guard let event = IndexEvent.decode(record.payload), entity == nil || event.entity == entity else { return }
             if let known = latest[event.entity],
-               known.version > event.version || (known.version == event.version && known.document >= event.document) { return }
+               !supersedes(event, version: known.version, document: known.document) { return }
             latest[event.entity] = IndexedEntity(entity: event.entity, version: event.version, state: event.state,
                                                  updatedAt: event.at, keys: event.keys, document: event.document)
         }
@@ -238,7 +320,7 @@ public final class StatusIndex: Sendable {
         try withDatabase { database in try Self.consumedPosition(database) }
     }
 
-    private static func consumedPosition(_ database: DatabasePool) throws -> JournalPosition {
+    private static func consumedPosition(_ database: any DatabaseReader) throws -> JournalPosition {
         try database.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT segment, offset FROM projection WHERE id = 1") else { return .start }
             let segment = try row.decode(Int64.self, forColumn: "segment")
@@ -249,9 +331,30 @@ public final class StatusIndex: Sendable {
         }
     }
 
-    /// The entity with `id`, if indexed.
+    /// The entity with `id`, if indexed: one point query on the primary key, through the
+    /// read-only connection.
     public func entity(_ id: String) throws -> IndexedEntity? {
-        try withDatabase { database in try database.read { db in try Self.fetch(db, where: "id = ?", [id]).first } }
+        try withDatabase { database in
+            try database.read { db in
+                try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM entity WHERE id = ?"), arguments: [id]).map(Self.entity(row:))
+            }
+        }
+    }
+
+    /// The entity with `id` as the journal has it past the position the index consumed: its
+    /// latest event there (by the index's version rule), or nil. Reads the journal's tail and
+    /// writes nothing: what a reader asks when the index does not know `id` yet, without
+    /// catching the index up (the daemons do).
+    public func unprojected(_ id: String, in journal: Journal) throws -> IndexedEntity? {
+        let position = try consumedPosition()
+        var latest: IndexedEntity?
+        _ = try journal.read(from: position) { record in
+            guard let event = IndexEvent.decode(record.payload), event.entity == id else { return }
+            if let known = latest,
+               !Self.supersedes(event, version: known.version, document: known.document) { return }
+            latest = IndexedEntity(event)
+        }
+        return latest
     }
 
     /// Entities whose key `name` equals `value`, most recently updated first.
@@ -274,6 +377,11 @@ public final class StatusIndex: Sendable {
         }
     }
 
+    /// The number of entities indexed.
+    public func count() throws -> Int {
+        try withDatabase { database in try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM entity") ?? 0 } }
+    }
+
     /// Every row, ordered by id: for comparing two indexes.
     public func dump() throws -> [IndexedEntity] {
         try withDatabase { database in try database.read { db in try Self.fetch(db, where: "1", [], order: "id", limit: Int.max) } }
@@ -282,13 +390,16 @@ public final class StatusIndex: Sendable {
     private static func fetch(_ db: Database, where condition: String, _ arguments: StatementArguments,
                               order: String = "updated_at DESC, id", limit: Int = 1000) throws -> [IndexedEntity] {
         try Row.fetchAll(db, sql: "SELECT * FROM entity WHERE \(condition) ORDER BY \(order) LIMIT \(limit)", arguments: arguments)
-            .map { row in
-                // Throwing decodes: a damaged value is damage (the index is rebuilt), never a trap.
-                let keysText = try row.decode(String.self, forColumn: "keys")
-                let keys = (try? JSONDecoder().decode([String: String].self, from: Data(keysText.utf8))) ?? [:]
-                return IndexedEntity(entity: try row.decode(forColumn: "id"), version: try row.decode(forColumn: "version"),
-                                     state: try row.decode(forColumn: "state"), updatedAt: try row.decode(forColumn: "updated_at"),
-                                     keys: keys, document: try row.decode(forColumn: "document"))
-            }
+            .map(entity(row:))
+    }
+
+    /// The entity a row of `entity` holds. Throwing decodes: a damaged value is damage (the
+    /// index is rebuilt), never a trap.
+    private static func entity(row: Row) throws -> IndexedEntity {
+        let keysText = try row.decode(String.self, forColumn: "keys")
+        let keys = (try? JSONDecoder().decode([String: String].self, from: Data(keysText.utf8))) ?? [:]
+        return IndexedEntity(entity: try row.decode(forColumn: "id"), version: try row.decode(forColumn: "version"),
+                             state: try row.decode(forColumn: "state"), updatedAt: try row.decode(forColumn: "updated_at"),
+                             keys: keys, document: try row.decode(forColumn: "document"))
     }
 }

@@ -29,6 +29,7 @@ func operating<T>(_ global: GlobalOptions, _ what: String, _ body: () throws -> 
 
 struct Reconcile: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reconcile",
         abstract: "Repair what a crash left behind (run from cron or a timer): reclaim expired leases, publish the allocator's outbox, complete ended rentals, sweep staging debris, bring the status index up to date, and restore from the allocator store the status of decided requests the index lacks. Exits 65 if the journal records it read are damaged (each damaged segment is named and copied to corrupt/), or if the allocator store is damaged (checked whole; copied to corrupt/ and left in place).")
 
     @OptionGroup var global: GlobalOptions
@@ -80,7 +81,7 @@ struct Reconcile: ParsableCommand {
 }
 
 struct Queues: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show queue depths, the admission breaker and the allocator's health.")
+    static let configuration = CommandConfiguration(commandName: "queues", abstract: "Show queue depths, the admission breaker and the allocator's health.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -132,6 +133,7 @@ struct Queues: ParsableCommand {
 
 struct Dead: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "dead",
         abstract: "List, retry or purge dead-lettered items.",
         subcommands: [ListDead.self, RetryDead.self, PurgeDead.self])
 
@@ -202,10 +204,11 @@ struct Dead: ParsableCommand {
 
 struct Index: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "index",
         abstract: "Maintain the status index.", subcommands: [Rebuild.self])
 
     struct Rebuild: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Rebuild the status index from the journal alone. Exits 65 if the journal is damaged (each damaged segment is named and copied to corrupt/; run reconcile to restore decided requests).")
+        static let configuration = CommandConfiguration(commandName: "rebuild", abstract: "Rebuild the status index from the journal alone. Exits 65 if the journal is damaged (each damaged segment is named and copied to corrupt/; run reconcile to restore decided requests).")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
@@ -215,7 +218,7 @@ struct Index: ParsableCommand {
             let (count, report) = try operating(global, "rebuilding the index") { () -> (Int, JournalDamageReport) in
                 let index = try StatusIndex(spool: spool)
                 let damage = try index.rebuild(from: try Journal(spool: spool))
-                return (try index.dump().count,
+                return (try index.count(),
                         JournalDamageReport(damage: damage, unrestored: try JournalDamageReport.unrestored(damage, index: index)))
             }
             if global.json {

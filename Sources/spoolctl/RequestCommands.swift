@@ -5,6 +5,7 @@ import Rentals
 
 struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "submit",
         abstract: "Submit a rental request; prints its id once it is durably queued.",
         discussion: """
             If the id cannot be written to standard output (closed, full disk, broken pipe), the request \
@@ -86,7 +87,7 @@ struct Submit: ParsableCommand {
 }
 
 struct Cancel: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cancel a rental request; its unit is released.")
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a rental request; its unit is released.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -109,6 +110,7 @@ struct Cancel: ParsableCommand {
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show one request (by id) or a customer's requests, newest first.")
 
     @OptionGroup var global: GlobalOptions
@@ -137,6 +139,7 @@ struct Status: ParsableCommand {
 
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "list",
         abstract: "List the requests you may see (all of them for operators), newest first.")
 
     @OptionGroup var global: GlobalOptions

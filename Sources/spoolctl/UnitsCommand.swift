@@ -9,6 +9,7 @@ import UnitImport
 
 struct Units: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "units",
         abstract: "Manage the inventory of storage units.",
         subcommands: [Add.self, Change.self, Import.self, ListUnits.self, Retire.self])
 
@@ -60,6 +61,7 @@ struct Units: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Add a new unit (an id in the inventory already is refused: see units change).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Unit id, e.g. A-101.") var id: String
@@ -74,6 +76,7 @@ struct Units: ParsableCommand {
 
     struct Change: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "change",
             abstract: "Change a unit's size or site; refused (exit 65) while it holds a current or future rental.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Unit id.") var id: String
@@ -98,6 +101,7 @@ struct Units: ParsableCommand {
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "Add new units from a CSV file (id,size[,site] per line; a header line is allowed) or a JSON array of {id, size, site}.",
             discussion: """
                 All or nothing: every line is checked (a bad size or id, a wrong number of fields, an id \
@@ -185,7 +189,7 @@ struct Units: ParsableCommand {
     }
 
     struct Retire: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Take a unit out of service; its existing rentals stand.")
+        static let configuration = CommandConfiguration(commandName: "retire", abstract: "Take a unit out of service; its existing rentals stand.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Unit id.") var id: String
 

@@ -11,6 +11,7 @@ import Spool
 
 struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "up",
         abstract: "Run the allocator and the notifier in the foreground on this spool (seeding a sample inventory when it is empty); Ctrl-C stops both cleanly.")
 
     @OptionGroup var global: GlobalOptions

@@ -52,7 +52,8 @@ enum PowerLossWorkload {
         let allocation = try AllocationService(spool: spool, configuration: configuration, logger: quiet)
         try allocation.store.addUnits([StorageUnit(id: "S-1", size: "S", site: "north"), StorageUnit(id: "S-2", size: "S", site: "north")],
                                       sizes: configuration.sizes)
-        let synchronous = try allocation.store.read { try Int.fetchOne($0, sql: "PRAGMA synchronous") } ?? -1
+        // The writer's setting (commits go through it; a reader's says nothing about them).
+        let synchronous = try allocation.store.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") } ?? -1
         let health = HealthReporter(records: try RecordDirectory(spool: spool, path: "state"), logger: quiet)
         let notifier = try NotificationService(spool: spool, configuration: configuration, logger: quiet)
         let allocationQueue = try spool.queue(.allocation)
