@@ -114,7 +114,11 @@ let package = Package(
         // Benchmarks against a raw syscall baseline: `swift run -c release spool-bench`.
         .executableTarget(
             name: "spool-bench",
-            dependencies: ["Spool", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Spool", "Rentals", "Intake", "Allocator",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/spool-bench"
         ),
         // The allocator's decisions/s against rentals held, and its memory over a long run:

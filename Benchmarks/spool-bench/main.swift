@@ -11,9 +11,14 @@ import Foundation
 import GRDB
 import Spool
 
+// `spool-bench TOOL ARGS…`: the set-up and in-process probes of scripts/bench (Tools.swift).
+if CommandLine.arguments.count > 1, !CommandLine.arguments[1].hasPrefix("-") {
+    exit(Tools.run(CommandLine.arguments[1], Array(CommandLine.arguments.dropFirst(2))))
+}
+
 let quick = CommandLine.arguments.contains("--quick")
-let count = quick ? 200 : 2000
-let backlog = quick ? 2_000 : 100_000
+let count = quick ? 50 : 1000
+let backlog = quick ? 1_000 : 30_000
 let payload = [UInt8](repeating: 0x61, count: 256)
 
 func scratch(_ label: String) -> String {
