@@ -14,7 +14,7 @@ import Spool
 /// serialized by a lock.
 ///
 /// The backlog is measured by ``Queue/boundedBacklog(limit:)``: exactly when it may have
-/// reached the mark, and from a random sample of the ready buckets (a dozen of 256 for an empty
+/// reached the mark, and from a sample of the ready buckets, spread evenly from a random start (a dozen of 256 for an empty
 /// queue and a mark of 1,000) when the sample shows it is clearly below it, so a submit does
 /// not list the whole queue. The breaker opens at the same backlog as with a full count; the
 /// chance that a sample hides a backlog at the mark is below 3 × 10⁻⁸ per submit (and the next

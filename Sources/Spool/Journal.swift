@@ -77,6 +77,12 @@ public final class Journal: Sendable {
         var createdAt: Int64 = 0
         /// Where the last whole, validated frame of the segment ends.
         var validEnd = 0
+        /// The segment as this process last knew it whole, every byte validated (by itself, or
+        /// by the checkpoint it opened with): its size and change time. A durable append
+        /// writes a checkpoint only when the segment is still that file, or the one the current
+        /// checkpoint vouches for; otherwise bytes before `validEnd` may have been changed in
+        /// place since anyone validated them, and the checkpoint must not vouch for them.
+        var vouched: JournalCheckpoint?
     }
 
     /// Opens (creating if needed) the journal of `spool`.
@@ -125,23 +131,32 @@ public final class Journal: Sendable {
         return try withExclusiveAccess { current throws(SpoolError) in
             try rotateIfDue(&current)
             let path = directory.child(JournalSegment.activeName(current.sequence))
-            let before: Int
-            do throws(SystemCallError) { before = Int(try calls.status(current.descriptor).st_size) } catch { throw .system(operation: "stat", path: path, error) }
+            let unchanged: stat
+            do throws(SystemCallError) { unchanged = try calls.status(current.descriptor) } catch { throw .system(operation: "stat", path: path, error) }
+            let before = Int(unchanged.st_size)
             guard before == current.validEnd else {
                 throw .corrupt(path: path, reason: "segment changed while the journal lock was held")
             }
+            // Vouched for as it is now (by this process, or by the checkpoint another appender
+            // left): only then may what this append leaves be vouched for.
+            let vouched = current.vouched?.matches(unchanged) == true
+                || JournalCheckpoint.read(from: lockDescriptor).map { $0.sequence == current.sequence && $0.matches(unchanged) } == true
+            current.vouched = nil
             do throws(SpoolError) {
                 try directory.writeAll(current.descriptor, bytes, path: path)
-                if durability == .durable {
-                    // Taken before the fsync: a change after it (not by an appender) makes the
-                    // checkpoint stale, never vouch for bytes it did not see.
-                    let written = try? calls.status(current.descriptor)
-                    do throws(SystemCallError) { try calls.fsync(current.descriptor) } catch { throw SpoolError.system(operation: "sync", path: path, error) }
-                    if let written, Int(written.st_size) == before + bytes.count {
-                        JournalCheckpoint(sequence: current.sequence, validEnd: before + bytes.count, createdAt: current.createdAt,
-                                          status: written).write(to: lockDescriptor)
-                    }
+                // Taken before the fsync: a change after it (not by an appender) makes the
+                // checkpoint stale, never vouch for bytes it did not see.
+                let written = vouched ? try? calls.status(current.descriptor) : nil
+                let checkpoint = written.flatMap { written in
+                    Int(written.st_size) == before + bytes.count
+                        ? JournalCheckpoint(sequence: current.sequence, validEnd: before + bytes.count, createdAt: current.createdAt,
+                                            status: written) : nil
                 }
+                if durability == .durable {
+                    do throws(SystemCallError) { try calls.fsync(current.descriptor) } catch { throw SpoolError.system(operation: "sync", path: path, error) }
+                    checkpoint?.write(to: lockDescriptor)
+                }
+                current.vouched = checkpoint
             } catch {
                 // Cut back whatever part of the records reached the file; if even that fails,
                 // the next append validates those bytes (and cuts them if they are torn).
@@ -238,6 +253,8 @@ public final class Journal: Sendable {
             throw .system(operation: "open", path: directory.child(name), error)
         }
         current.sequence = newest
+        // Taken before the read: a change after it gives the file another change time.
+        let unread = try? calls.status(current.descriptor)
         let bytes = try directory.readFile(name, limit: Int.max / 2)
         guard let header = JournalSegment.parseHeader(bytes) else {
             // Nothing in it can be trusted to be appended to: keep it whole, and start afresh.
@@ -251,6 +268,9 @@ public final class Journal: Sendable {
         // deals with what follows the header (the whole segment is read once per open).
         let scan = JournalSegment.scan(bytes, from: header.length)
         current.validEnd = scan.damaged.isEmpty && scan.tornTail == nil ? bytes.count : header.length
+        if let unread, Int(unread.st_size) == bytes.count, current.validEnd == bytes.count {
+            current.vouched = JournalCheckpoint(sequence: newest, validEnd: bytes.count, createdAt: header.createdAt, status: unread)
+        }
     }
 
     /// Opens the segment `checkpoint` names if it vouches for it (see ``JournalCheckpoint``):
@@ -264,7 +284,7 @@ public final class Journal: Sendable {
             _ = try calls.statusAt(directory.descriptor, JournalSegment.sealedName(checkpoint.sequence))
         } catch where error.errno == ENOENT {
             current = AppendState(descriptor: descriptor, sequence: checkpoint.sequence, createdAt: checkpoint.createdAt,
-                                  validEnd: checkpoint.validEnd)
+                                  validEnd: checkpoint.validEnd, vouched: checkpoint)
             return true
         } catch {}
         try? calls.close(descriptor)
@@ -332,7 +352,9 @@ public final class Journal: Sendable {
                               validEnd: JournalSegment.header(createdAt: created).count)
         // The header is durable (created, synced and renamed into place above).
         if let status = try? calls.status(descriptor), Int(status.st_size) == current.validEnd {
-            JournalCheckpoint(sequence: sequence, validEnd: current.validEnd, createdAt: created, status: status).write(to: lockDescriptor)
+            let checkpoint = JournalCheckpoint(sequence: sequence, validEnd: current.validEnd, createdAt: created, status: status)
+            checkpoint.write(to: lockDescriptor)
+            current.vouched = checkpoint
         }
     }
 

@@ -18,7 +18,10 @@ import Glibc
 ///
 /// Written only under the append lock, after the segment's `fsync`, with the size and change
 /// time taken *before* that `fsync` and only when the size is the end of the last frame this
-/// process validated or wrote: so every byte it vouches for is whole and durable, and a power
+/// process validated or wrote, and only when the segment was, just before that append, the
+/// file this process last knew whole or the one the current checkpoint names (so a byte changed
+/// in place since anyone validated it is never vouched for, whoever appends after it): so every
+/// byte it vouches for is whole and durable, and a power
 /// loss that keeps the checkpoint keeps what it vouches for. The checkpoint itself is not
 /// synced: a lost or torn one costs one whole read, never a record.
 struct JournalCheckpoint: Equatable, Sendable {

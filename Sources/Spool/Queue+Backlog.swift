@@ -6,23 +6,28 @@ extension Queue {
     /// The backlog as ``backlog(limit:)`` counts it (waiting items plus claimed ones), when it
     /// may have reached `limit`; otherwise a number below `limit`, known from a sample.
     ///
-    /// Counts `active/`, then lists the ready buckets in a random order and stops as soon as the
-    /// items seen so far show that the backlog is below `limit` (see
+    /// Counts `active/`, then lists the ready buckets in a spread order from a random start (see
+    /// ``spreadOrder(_:)``) and stops as soon as the items seen so far show that the backlog is
+    /// below `limit` (see
     /// ``BacklogSample/isSurelyBelow(limit:seen:bucketsListed:bucketCount:)``): an item's bucket
     /// is a hash of its random id, so every bucket holds about the same share of the backlog,
     /// and a backlog at `limit` or above shows too many items in the sample for the rule to
     /// stop, except with probability below 3 × 10⁻⁸ per call. With an empty queue that is 12 of
     /// the 256 buckets for a limit of 1,000 (and the rule never stops early for a limit below
-    /// 47); near `limit` every bucket is listed and the count is exact, as before.
+    /// 47); near `limit` every bucket is listed and the count is exact, as before. The consumer
+    /// does not keep the backlog spread: it claims every due item of one bucket, then moves to the
+    /// next, so a queue it is draining holds what is left in a run of consecutive buckets; the
+    /// spread order meets every run of 2ⁿ⁺¹ buckets or more within the first 256 / 2ⁿ listed,
+    /// where a uniformly random order missed a run of 40 buckets in a quarter of the checks.
     ///
     /// - Throws: ``SpoolError`` when a directory cannot be listed.
     public func boundedBacklog(limit: Int) throws(SpoolError) -> Int {
         let claimed = try active.names().count
         guard claimed < limit else { return claimed }
         var seen = 0
-        var order = Array(0..<Self.bucketCount)
-        order.shuffle()
-        for (listed, index) in order.enumerated() {
+        let start = Int.random(in: 0..<Self.bucketCount)
+        for listed in 0..<Self.bucketCount {
+            let index = (start + Self.spreadOrder(listed)) % Self.bucketCount
             do {
                 seen += try bucket(ItemID.bucketName(index), create: false).names().count
             } catch .notFound {
@@ -35,6 +40,19 @@ extension Queue {
             }
         }
         return claimed + seen
+    }
+
+    /// The `step`th offset (0 to 255) of the backlog's listing order: `step`'s 8 bits reversed
+    /// (0, 128, 64, 192, 32, …), so the first 2ⁿ offsets lie evenly 256 / 2ⁿ apart. Which buckets
+    /// are listed does not depend on the items, so under the random ids the stopping rule's
+    /// bound holds as for a random order.
+    static func spreadOrder(_ step: Int) -> Int {
+        var value = step, reversed = 0
+        for _ in 0..<8 {
+            reversed = reversed << 1 | value & 1
+            value >>= 1
+        }
+        return reversed
     }
 }
 

@@ -271,7 +271,8 @@ public final class StatusIndex: Sendable {
     /// delete of old keys.
     static func project(_ journal: Journal, into db: Database) throws -> [JournalDamage] {
         var last = JournalPosition.start
-        var window: [String: IndexEvent] = [:]
+        // Keyed by the id's bytes: distinct rows for ids Swift's `String` equality would merge.
+        var window: [ExactText: IndexEvent] = [:]
         window.reserveCapacity(projectionWindow)
         func flush() throws {
             // In key order: the table and its keys are B-trees on the id.
@@ -282,7 +283,8 @@ public final class StatusIndex: Sendable {
         }
         let result = try journal.read(from: .start) { record in
             if let event = IndexEvent.decode(record.payload) {
-                if let known = window[event.entity], !supersedes(event, known) {} else { window[event.entity] = event }
+                let key = ExactText(event.entity)
+                if let known = window[key], !supersedes(event, known) {} else { window[key] = event }
                 if window.count >= projectionWindow { try flush() }
             }
             last = record.next
@@ -304,7 +306,7 @@ public final class StatusIndex: Sendable {
     public static func scan(_ journal: Journal, entity: String? = nil) throws -> [String: IndexedEntity] {
         var latest: [String: IndexedEntity] = [:]
         _ = try journal.read(from: .start) { record in
-            guard let event = IndexEvent.decode(record.payload), entity == nil || event.entity == entity else { return }
+            guard let event = IndexEvent.decode(record.payload), entity.map(event.entity.isByteEqual) ?? true else { return }
             if let known = latest[event.entity],
                !supersedes(event, version: known.version, document: known.document) { return }
             latest[event.entity] = IndexedEntity(entity: event.entity, version: event.version, state: event.state,
@@ -349,7 +351,7 @@ public final class StatusIndex: Sendable {
         let position = try consumedPosition()
         var latest: IndexedEntity?
         _ = try journal.read(from: position) { record in
-            guard let event = IndexEvent.decode(record.payload), event.entity == id else { return }
+            guard let event = IndexEvent.decode(record.payload), event.entity.isByteEqual(to: id) else { return }
             if let known = latest,
                !Self.supersedes(event, version: known.version, document: known.document) { return }
             latest = IndexedEntity(event)
