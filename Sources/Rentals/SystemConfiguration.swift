@@ -54,6 +54,12 @@ public struct SystemConfiguration: Sendable, Equatable {
     /// Other spool roots a setgid `spoolctl` may be pointed at (absolute paths, exactly as
     /// given to `--spool`); read from the system configuration only.
     public var alternateSpoolRoots: [String] = []
+    /// Days a finished request is kept after it finished before compaction drops it from the
+    /// journal and the status index (``RetentionPolicy``); 0 keeps every request forever.
+    public var retentionDays = 0
+    /// Whether compaction archives the requests it drops (`archive/` below the spool root)
+    /// before they leave the journal.
+    public var retentionArchive = true
 
     /// The environment variables the configuration lookup reads; a restricted process keeps
     /// them through its environment scrub (``SpoolProcess/prepare(keeping:)``) and validates them
@@ -194,6 +200,12 @@ public struct SystemConfiguration: Sendable, Equatable {
             case "hook_timeout_seconds": hookTimeoutSeconds = try integer(1...3600)
             case "operator_group": operatorGroup = value
             case "sender": sender = value
+            case "retention_days": retentionDays = try integer(0...36_500)
+            case "retention_archive":
+                guard let flag = ["yes": true, "no": false][value] else {
+                    throw ConfigurationError(message: "\(file):\(lineIndex + 1): retention_archive must be yes or no")
+                }
+                retentionArchive = flag
             case "alternate_config_files", "alternate_spool_roots":
                 guard let paths = Self.pathList(value) else {
                     throw ConfigurationError(message: "\(file):\(lineIndex + 1): \(key) must be a comma-separated list of absolute paths")
