@@ -96,11 +96,24 @@ public final class AllocationService: Sendable {
     }
 
     /// ``journalReceived(_:)-(AllocationCommand)`` for several commands, in one durable append.
+    ///
+    /// A request the store has decided (its row, or its key: a tombstone of the retention
+    /// pruning) is never journaled `received` again: the index lacks it because compaction
+    /// dropped it, and a `received` row would bring back a request retention removed, one that
+    /// `reconcile` would then queue again.
     public func journalReceived(_ commands: [AllocationCommand]) throws {
-        let records = commands.compactMap { command -> [UInt8]? in
+        let unknown = commands.compactMap { command -> RentalRequest? in
             guard case .allocate(let request) = command, (try? index.entity(request.id)) == nil else { return nil }
-            return RentalStatus(received: request).indexEvent().encoded()
+            return request
         }
+        guard !unknown.isEmpty else { return }
+        let undecided = try store.read { db in
+            try unknown.filter { request in
+                try Bool.fetchOne(db, sql: "SELECT 1 FROM rental WHERE request_id = ?", arguments: [request.id]) != true
+                    && (try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key = ?", arguments: ["allocate:\(request.id)"]) != true)
+            }
+        }
+        let records = undecided.map { RentalStatus(received: $0).indexEvent().encoded() }
         guard !records.isEmpty else { return }
         try journal.append(records, durability: .durable)
     }

@@ -24,8 +24,14 @@ extension AllocationService {
     /// (`notifier/delivered/<request>-<kind>`, which hold the delivery time), so a delivered
     /// confirmation comes back as `confirmed`; the customer is not notified again.
     ///
+    /// A request that ``RetentionPolicy`` may drop at `now` (judged on the status with its
+    /// delivery applied, as compaction judges the index's) is never restored: compaction may
+    /// have dropped it from the journal and the index, and the store's pruning drops it next, in
+    /// whichever order they run (issue 10).
+    ///
     /// - Throws: store, index or journal failures; what was appended before stays (harmless).
-    public func restoreIndexFromStore(spool: Spool) throws -> IndexRestore {
+    public func restoreIndexFromStore(spool: Spool, now: Timestamp = .now()) throws -> IndexRestore {
+        let policy = RetentionPolicy(configuration)
         var result = IndexRestore()
         // One snapshot of decisions and of events not yet published (an allocator publishes
         // those itself); then project the journal, so every decision published before the
@@ -42,6 +48,7 @@ extension AllocationService {
         for document in documents {
             guard let decided = RentalStatus(document: document), !pending.contains(decided.id) else { continue }
             let status = Self.afterDelivery(of: decided, delivered)
+            if policy.mayDrop(status, now: now) { continue }
             result.compared += 1
             if let row = try index.entity(status.id), row.version >= status.version { continue }
             events.append(status.indexEvent().encoded())

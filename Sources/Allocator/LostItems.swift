@@ -55,9 +55,13 @@ extension AllocationService {
                 })
             }
             if cancelsQueued?.contains(status.id) == true { continue }
+            // Known: its key (or a pruning's tombstone) is processed, or its row decides it (an
+            // allocate of a known request; a cancel of a rental no longer assigned), since the
+            // retention pruning removes the keys a row makes redundant.
             let known = try store.read { db in
                 try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key = ?", arguments: [cancel ? "cancel:\(status.id)" : "allocate:\(status.id)"]) == true
-                    || (!cancel && (try Bool.fetchOne(db, sql: "SELECT 1 FROM rental WHERE request_id = ?", arguments: [status.id]) == true))
+                    || (try Bool.fetchOne(db, sql: cancel ? "SELECT 1 FROM rental WHERE request_id = ? AND state <> 'assigned'" : "SELECT 1 FROM rental WHERE request_id = ?",
+                                          arguments: [status.id]) == true)
             }
             if known { continue }
             let command: AllocationCommand = cancel ? .cancel(request, requestedAt: status.cancelRequestedAt!.milliseconds) : .allocate(request)

@@ -172,8 +172,8 @@ import Testing
             (try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier"),
              try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'rental' AND sql IS NOT NULL ORDER BY name"))
         }
-        #expect(migrations == ["v1", "v2-holdings-index"])
-        #expect(indexes == ["rental_ending", "rental_span"])
+        #expect(migrations == ["v1", "v2-holdings-index", "v3-finished-index"])
+        #expect(indexes == ["rental_ending", "rental_finished", "rental_span"])
         #expect(try service.store.assignments().map(\.request) == ["jan", "feb"])
         let january = RentalRequest(id: "r1", customer: "c", contact: "c@example.com", size: "S",
                                     period: RentalPeriod(start: Self.origin.adding(days: 5), end: Self.origin.adding(days: 10))!,
