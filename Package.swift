@@ -111,6 +111,13 @@ let package = Package(
             dependencies: ["Spool"],
             path: "Tests/Exerciser"
         ),
+        // Runs one retention pruning (with a pause before each durable step) for the SIGKILL
+        // tests of RetentionPruning.
+        .executableTarget(
+            name: "spool-prune-driver",
+            dependencies: ["Spool", "Rentals", "Allocator", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/PruneDriver"
+        ),
         // Benchmarks against a raw syscall baseline: `swift run -c release spool-bench`.
         .executableTarget(
             name: "spool-bench",
@@ -139,7 +146,7 @@ let package = Package(
             name: "SpoolTests",
             dependencies: [
                 "Spool", "DaemonRuntime", "Rentals", "Intake", "Allocator", "Notifier", "UnitImport", "SQLiteFaults",
-                "spool-exerciser", "spoolctl", "spool-allocator", "spool-notifier",
+                "spool-exerciser", "spoolctl", "spool-allocator", "spool-notifier", "spool-prune-driver",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
