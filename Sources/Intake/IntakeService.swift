@@ -93,6 +93,7 @@ public final class IntakeService: Sendable {
     public func submit(_ form: RentalForm, caller: Caller) throws(IntakeError) -> Submission {
         let fields = try form.validate(configuration)
         var created = true
+        var requeued = false  // the request an idempotency key recorded, queued again
         var request = RentalRequest(id: ItemID.generate().rawValue, customer: fields.customer, contact: fields.contact,
                                     size: fields.size.name, period: fields.period, submittedBy: caller.uid,
                                     submittedByName: caller.name, createdAt: Clock.nowMilliseconds(),
@@ -101,6 +102,7 @@ public final class IntakeService: Sendable {
             try Self.requireSameRequest(earlier, request, key: key)
             if try isKnown(earlier.id) { return Submission(id: earlier.id, created: false) }
             request = earlier  // recorded, then crashed before queueing: queue it now
+            requeued = true
         } else {
             try admission.admit()
             if let key = form.idempotencyKey {
@@ -118,6 +120,7 @@ public final class IntakeService: Sendable {
                     if try isKnown(earlier.id) { return Submission(id: earlier.id, created: false) }
                     request = earlier
                     created = false
+                    requeued = true
                 }
             }
         }
@@ -128,7 +131,10 @@ public final class IntakeService: Sendable {
         }
         logger.info("request accepted", metadata: ["request": "\(request.id)", "customer": "\(request.customer)",
                                                    "size": "\(request.size)", "period": "\(request.period)"])
-        record(RentalStatus(received: request))
+        // A recorded request queued again is journaled `received` by the allocator, which knows
+        // whether it was decided: the index may lack it because retention dropped it (issue 10),
+        // and a `received` row journaled here would bring it back for good.
+        if !requeued { record(RentalStatus(received: request)) }
         return Submission(id: request.id, created: created)
     }
 

@@ -99,4 +99,35 @@ import Testing
         #expect(system.stop("spool-allocator") == 0)
         #expect(system.stop("spool-notifier") == 0)
     }
+
+    /// A submit retried with the idempotency key of a request that compaction dropped (journal
+    /// and index no longer have it; the key not pruned yet) queues the recorded request again,
+    /// which the allocator finds decided: nothing is decided twice and no `received` row brings
+    /// the dropped request back (before, `spoolctl` journaled one: a request `received` for ever).
+    @Test func aRetriedSubmitOfADroppedRequestDoesNotBringItBack() throws {
+        let system = try SystemFixture(settings: ["retention_days": "1"])
+        try system.startBoth()
+        let arguments = ["submit", "--customer", "k@example.com", "--contact", "k@example.com", "--size", "S",
+                         "--from", "2099-03-01", "--to", "2099-03-10", "--idempotency-key", "order-1", "--json"]
+        let first = try system.ctl(arguments)
+        #expect(first.status == 0, "\(first.errors)")
+        let id = try #require((try JSONSerialization.jsonObject(with: Data(first.output.utf8)) as? [String: Any])?["id"] as? String)
+        #expect(system.eventually(30) { (try? system.status(id))?.notifiedAt != nil }, "rejected (no units) and notified")
+        #expect(system.stop("spool-allocator") == 0 && system.stop("spool-notifier") == 0)
+        for directory in ["journal", "index"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: "\(system.spool)/\(directory)")
+            where name.hasPrefix("0") || name.hasPrefix("status.sqlite") {
+                try FileManager.default.removeItem(atPath: "\(system.spool)/\(directory)/\(name)")
+            }
+        }
+        let again = try system.ctl(arguments)
+        #expect(again.status == 0 && again.output.contains(id), "\(again.output) \(again.errors)")
+        try system.start("spool-allocator")
+        let allocation = try Spool(path: system.spool).queue(.allocation)
+        #expect(system.eventually(30) { (try? allocation.counts()).map { $0.ready + $0.active + $0.deferred == 0 } ?? false })
+        #expect(system.stop("spool-allocator") == 0)
+        #expect(try system.ctl("status", id).status == 66, "the dropped request stays dropped")
+        let store = try AllocatorStore(spool: Spool(path: system.spool))
+        #expect(try store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rental") } == 1)
+    }
 }
