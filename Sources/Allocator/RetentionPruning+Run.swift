@@ -10,7 +10,9 @@ extension RetentionPruning {
     /// for the crash tests, which stop the run there (throwing, or SIGKILL in a driver process).
     public static func prune(spool: Spool, configuration: SystemConfiguration, now: Timestamp, dryRun: Bool,
                              logger: Logger, chunk: Int, beforeStep: (String) throws -> Void) throws -> RetentionPruningReport {
-        var pruner = try Pruner(spool: spool, configuration: configuration, now: now, dryRun: dryRun, logger: logger)
+        guard var pruner = try Pruner(spool: spool, configuration: configuration, now: now, dryRun: dryRun, logger: logger) else {
+            return RetentionPruningReport(counts: Pruner.zeroCounts)
+        }
         pruner.chunk = max(1, chunk)
         return try pruner.run(beforeStep: beforeStep)
     }
@@ -27,32 +29,40 @@ struct Pruner {
     let store: AllocatorStore
     let journal: Journal
     let index: StatusIndex
-    let delivered: RecordDirectory
-    let keys: RecordDirectory
+    let delivered: RecordDirectory?
+    let keys: RecordDirectory?
     let queues: [Queue]
     var chunk = 500
 
     /// The kinds of notification, as event ids end (`<request>-<kind>`).
     static let kinds = [CustomerNotification.Kind.confirmation, .rejection, .cancellation].map(\.rawValue)
 
-    init(spool: Spool, configuration: SystemConfiguration, now: Timestamp, dryRun: Bool, logger: Logger) throws {
+    /// The counts of a run that found nothing.
+    static let zeroCounts = ["processed_keys_pruned": 0, "rentals_pruned": 0, "delivered_records_pruned": 0,
+                             "intake_keys_pruned": 0, "kept_for_queued_items": 0]
+
+    /// A run over `spool`; nil when the spool has no allocator store yet (nothing to prune, and
+    /// nothing is created: a store or directory made by this process would have its owner).
+    init?(spool: Spool, configuration: SystemConfiguration, now: Timestamp, dryRun: Bool, logger: Logger) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: "\(spool.path)/allocator/state.sqlite", isDirectory: &isDirectory),
+              !isDirectory.boolValue else { return nil }
         policy = RetentionPolicy(configuration)
         self.now = now.milliseconds
         horizon = RetentionPruning.redeliveryHorizonMilliseconds(configuration)
         self.dryRun = dryRun
         self.logger = logger
-        store = try AllocatorStore(spool: spool)
+        store = try AllocatorStore(spool: spool, readOnly: dryRun)  // a dry run migrates nothing either
         journal = try Journal(spool: spool)
         index = try StatusIndex(spool: spool, journal: journal)
-        delivered = try RecordDirectory(spool: spool, path: "notifier/delivered")
-        keys = try RecordDirectory(spool: spool, path: "intake/keys")
+        delivered = try RecordDirectory.existing(spool: spool, path: "notifier/delivered")
+        keys = try RecordDirectory.existing(spool: spool, path: "intake/keys")
         let retry = RetryPolicy(maxAttempts: configuration.maxAttempts)
         queues = [try spool.queue(.allocation, retry: retry), try spool.queue(.notifications, retry: retry)]
     }
 
     func run(beforeStep: (String) throws -> Void = { _ in }) throws -> RetentionPruningReport {
-        var counts = ["processed_keys_pruned": 0, "rentals_pruned": 0, "delivered_records_pruned": 0,
-                      "intake_keys_pruned": 0, "kept_for_queued_items": 0]
+        var counts = Self.zeroCounts
         // 1. Keys that a rental row makes redundant.
         counts["processed_keys_pruned", default: 0] += try pruneRedundantKeys(beforeStep)
 
@@ -89,7 +99,7 @@ struct Pruner {
         // 4 (before 2): the idempotency keys of the requests whose rows go.
         for part in prunedKeys.chunked(chunk) {
             try beforeStep("intake-keys")
-            try keys.remove(part.map(\.name))
+            try keys?.remove(part.map(\.name))
             counts["intake_keys_pruned", default: 0] += part.count
         }
         // 2: rows out, tombstones in.
@@ -112,7 +122,7 @@ struct Pruner {
         // 3: delivery records, then the tombstones that outlived the horizon.
         for part in prunedRecords.chunked(chunk) {
             try beforeStep("delivery-records")
-            try delivered.remove(part.map(\.name))
+            try delivered?.remove(part.map(\.name))
             counts["delivered_records_pruned", default: 0] += part.count
         }
         for part in prunedTombstones.chunked(chunk) {
@@ -181,7 +191,7 @@ struct Pruner {
                 logger.warning("a rental's status does not decode; kept", metadata: ["request": "\(id)"])
                 continue
             }
-            let after = AllocationService.afterDelivery(of: status, delivered)
+            let after = delivered.map { AllocationService.afterDelivery(of: status, $0) } ?? status
             guard policy.mayDrop(after, now: Timestamp(milliseconds: now)) else { continue }
             rentals.append(Rental(id: id, updatedAt: try row.decode(Int64.self, forColumn: "updated_at")))
         }
@@ -207,12 +217,13 @@ struct Pruner {
     /// Delivery records older than the horizon whose request has no rental row and no processed
     /// key younger than the horizon. `orphan` when it has no key at all.
     func oldDeliveryRecords() throws -> [Record] {
-        guard policy.days != nil else { return [] }
+        guard policy.days != nil, let delivered else { return [] }
         var records: [(name: String, request: String)] = []
         for name in try delivered.names() {
             guard let kind = Self.kinds.first(where: { name.hasSuffix("-\($0)") }) else { continue }
             let request = String(name.dropLast(kind.count + 1))
-            guard let bytes = try delivered.read(name, limit: 4096),
+            // A record that cannot be read (a symlink, too large, a failed read) is kept.
+            guard let bytes = try? delivered.read(name, limit: 4096),
                   let at = Timestamp(rfc3339: String(decoding: bytes, as: UTF8.self)), at.milliseconds < now - horizon else { continue }
             records.append((name, request))
         }
@@ -231,7 +242,7 @@ struct Pruner {
     /// (no rental, no processed key, not in the index) and was created before the horizon. A
     /// damaged record is kept (intake reports it when the key is used).
     func idempotencyKeys() throws -> [Key] {
-        guard policy.days != nil else { return [] }
+        guard policy.days != nil, let keys else { return [] }
         var named: [(name: String, request: RentalRequest)] = []
         for name in try keys.names() {
             guard let bytes = try? keys.read(name, limit: 64 * 1024), let request = Self.request(inKeyRecord: bytes) else { continue }

@@ -72,7 +72,9 @@ public enum RetentionPruning {
     ///   and unneeded on its own).
     public static func prune(spool: Spool, configuration: SystemConfiguration,
                              now: Timestamp, dryRun: Bool, logger: Logger) throws -> RetentionPruningReport {
-        let pruner = try Pruner(spool: spool, configuration: configuration, now: now, dryRun: dryRun, logger: logger)
+        guard let pruner = try Pruner(spool: spool, configuration: configuration, now: now, dryRun: dryRun, logger: logger) else {
+            return RetentionPruningReport(counts: Pruner.zeroCounts)
+        }
         return try pruner.run()
     }
 }

@@ -1,5 +1,19 @@
 /// Listing and removing many records at once (the retention pruning of old records).
 extension RecordDirectory {
+    /// Opens `path` below the spool root as ``init(spool:path:)`` does, but only when it exists:
+    /// nil, creating nothing, when a component is missing (for a program that only removes
+    /// records, and must not create directories with its own owner).
+    ///
+    /// - Throws: ``SpoolError`` for an invalid path or a component that cannot be opened.
+    public static func existing(spool: Spool, path: String) throws(SpoolError) -> RecordDirectory? {
+        var current = spool.root
+        for component in path.split(separator: "/") {
+            guard Names.isSafeComponent(String(component)) else { throw .invalidName(path) }
+            do { current = try current.subdirectory(String(component), create: false) } catch .notFound { return nil }
+        }
+        return try RecordDirectory(spool: spool, path: path)
+    }
+
     /// The names of the records, in no order: every entry but the `.lock` files of
     /// ``withLock(_:_:)``.
     ///

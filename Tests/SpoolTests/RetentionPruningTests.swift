@@ -217,4 +217,36 @@ import Testing
         }
         #expect(try worlds[0].allocator.store.assignments().map { "\($0)" } == worlds[1].allocator.store.assignments().map { "\($0)" })
     }
+
+    /// On a spool where no allocator has run, the pruning creates nothing (a store or a record
+    /// directory made by `spoolctl compact` run as root would have root's owner).
+    @Test func aSpoolWithoutAStoreIsLeftAsItIs() throws {
+        let (_, spool) = try makeSpool()
+        var configuration = SystemConfiguration()
+        configuration.retentionDays = 1
+        let counts = try RetentionPruning.prune(spool: spool, configuration: configuration, now: .now(), dryRun: false,
+                                                logger: Logger(label: "test")).counts
+        #expect(counts.values.allSatisfy { $0 == 0 } && counts.count == 5, "\(counts)")
+        for path in ["allocator/state.sqlite", "notifier", "intake", "queues", "index/status.sqlite"] {
+            #expect(!FileManager.default.fileExists(atPath: "\(spool.path)/\(path)"), "\(path) was created")
+        }
+    }
+
+    /// A symlink where a delivery record or a dead item belongs, planted by someone with write
+    /// access to the spool, neither stops the pruning nor is followed: the record is kept, and the
+    /// dead "item" keeps the request its name names.
+    @Test func hostileFilesNeitherStopThePruningNorAreFollowed() throws {
+        let world = try PruningWorld()
+        let completion = try Self.history(world)
+        let root = world.spool.path
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/notifier/delivered/ghost-confirmation", withDestinationPath: "/etc/passwd")
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/queues/allocation/dead/done.3", withDestinationPath: "/etc/passwd")
+        let counts = try world.prune(now: completion + PruningWorld.day + 1)
+        #expect(counts["rentals_pruned"] == 2 && counts["kept_for_queued_items"] == 1, "\(counts)")
+        let state = try world.state()
+        #expect(state.rentals["done"] != nil && state.delivered.contains("ghost-confirmation"))
+        _ = try world.prune(now: completion + PruningWorld.day + 2 + world.horizon)
+        #expect(try world.state().delivered.contains("ghost-confirmation"))
+        #expect(FileManager.default.fileExists(atPath: "/etc/passwd"))
+    }
 }
