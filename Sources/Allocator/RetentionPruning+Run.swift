@@ -107,14 +107,13 @@ struct Pruner {
             try beforeStep("rentals")
             counts["rentals_pruned", default: 0] += try store.write { db in
                 var removed = 0
+                let delete = try db.cachedStatement(sql: "DELETE FROM rental WHERE request_id = ? AND updated_at = ? AND state <> 'assigned'")
+                let tombstone = try db.cachedStatement(sql: "INSERT OR REPLACE INTO processed (key, at) VALUES (?, ?)")
                 for rental in part {
-                    try db.execute(sql: "DELETE FROM rental WHERE request_id = ? AND updated_at = ? AND state <> 'assigned'",
-                                   arguments: [rental.id, rental.updatedAt])
+                    try delete.execute(arguments: [rental.id, rental.updatedAt])
                     guard db.changesCount == 1 else { continue }
                     removed += 1
-                    for key in ["allocate:\(rental.id)", "cancel:\(rental.id)"] {
-                        try db.execute(sql: "INSERT OR REPLACE INTO processed (key, at) VALUES (?, ?)", arguments: [key, now])
-                    }
+                    for key in ["allocate:\(rental.id)", "cancel:\(rental.id)"] { try tombstone.execute(arguments: [key, now]) }
                 }
                 return removed
             }
@@ -129,11 +128,11 @@ struct Pruner {
             try beforeStep("tombstones")
             counts["processed_keys_pruned", default: 0] += try store.write { db in
                 var removed = 0
+                let delete = try db.cachedStatement(sql: """
+                    DELETE FROM processed WHERE key = ? AND at = ? AND NOT EXISTS (SELECT 1 FROM rental WHERE request_id = ?)
+                    """)
                 for tombstone in part {
-                    try db.execute(sql: """
-                        DELETE FROM processed WHERE key = ? AND at = ?
-                          AND NOT EXISTS (SELECT 1 FROM rental WHERE request_id = ?)
-                        """, arguments: [tombstone.key, tombstone.at, tombstone.request])
+                    try delete.execute(arguments: [tombstone.key, tombstone.at, tombstone.request])
                     removed += db.changesCount
                 }
                 return removed
@@ -228,10 +227,11 @@ struct Pruner {
             records.append((name, request))
         }
         return try store.read { db in
-            try records.compactMap { record in
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM rental WHERE request_id = ?", arguments: [record.request]) != true else { return nil }
-                let newest = try Int64.fetchOne(db, sql: "SELECT MAX(at) FROM processed WHERE key IN (?, ?)",
-                                                arguments: ["allocate:\(record.request)", "cancel:\(record.request)"])
+            let rental = try db.cachedStatement(sql: "SELECT 1 FROM rental WHERE request_id = ?")
+            let keys = try db.cachedStatement(sql: "SELECT MAX(at) FROM processed WHERE key IN (?, ?)")
+            return try records.compactMap { record in
+                guard try Bool.fetchOne(rental, arguments: [record.request]) != true else { return nil }
+                let newest = try Int64.fetchOne(keys, arguments: ["allocate:\(record.request)", "cancel:\(record.request)"])
                 if let newest, newest >= now - horizon { return nil }
                 return Record(name: record.name, request: record.request, orphan: newest == nil)
             }
@@ -249,10 +249,12 @@ struct Pruner {
             named.append((name, request))
         }
         let known = try store.read { db in
-            try named.map { entry in
+            let rental = try db.cachedStatement(sql: "SELECT 1 FROM rental WHERE request_id = ?")
+            let keys = try db.cachedStatement(sql: "SELECT 1 FROM processed WHERE key IN (?, ?)")
+            return try named.map { entry in
                 let id = entry.request.id
-                return try Bool.fetchOne(db, sql: "SELECT 1 FROM rental WHERE request_id = ?", arguments: [id]) == true
-                    || (try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key IN (?, ?)", arguments: ["allocate:\(id)", "cancel:\(id)"]) == true)
+                return try Bool.fetchOne(rental, arguments: [id]) == true
+                    || (try Bool.fetchOne(keys, arguments: ["allocate:\(id)", "cancel:\(id)"]) == true)
             }
         }
         return try named.indices.map { index in
