@@ -139,10 +139,17 @@ struct CompactionPlan {
             // keeps the highest number, so the journal's sequence never goes back.
             plan.pieces = [(high, [])]
         }
-        // Already compacted, nothing superseded, same layout: nothing to rewrite.
-        plan.unchanged = plan.range.allSatisfy(compacted.contains) && plan.recordsKept == plan.recordsRead
-            && plan.pieces.map(\.sequence) == plan.range
-            && plan.pieces.allSatisfy { piece in piece.records.allSatisfy { $0.source == piece.sequence } }
+        // Already compacted and nothing superseded (nor an empty segment below the highest):
+        // nothing to rewrite; the layout stays as it is (a retention pass rewrites segments of it).
+        let empty = plan.range.dropLast().filter { (perSegment[$0] ?? 0) == 0 }
+        if plan.range.allSatisfy(compacted.contains), plan.recordsKept == plan.recordsRead, empty.isEmpty {
+            plan.unchanged = true
+            var bySource: [UInt64: [Kept]] = [:]
+            for piece in plan.pieces { for record in piece.records { bySource[record.source, default: []].append(record) } }
+            plan.pieces = plan.range.map { sequence in
+                (sequence, (bySource[sequence] ?? []).sorted { $0.offset < $1.offset })
+            }
+        }
         return (plan, result.damage)
     }
 
