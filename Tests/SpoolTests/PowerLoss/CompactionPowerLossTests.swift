@@ -45,7 +45,7 @@ import Testing
         }.map(\.entity))
         #expect(!droppable.isEmpty && droppable.count < before.count)
         let start = recorder.events.count
-        let (report, _) = try journal.compact(pieceBytes: 700, mayDrop: Self.mayDrop,
+        let (report, _) = try compactWaiting(journal, pieceBytes: 700, mayDrop: Self.mayDrop,
                                               archive: { events in try RetentionArchive(spool: spool).write(events) })
         #expect(report.entitiesDropped == droppable.count)
         let events = recorder.events
@@ -96,7 +96,7 @@ import Testing
             }
             _ = archived
             try verify("after the crash", complete: false)
-            _ = try journal.compact(pieceBytes: 700, mayDrop: mayDrop,
+            _ = try compactWaiting(journal, pieceBytes: 700, mayDrop: mayDrop,
                                     archive: { events in try RetentionArchive(spool: spool).write(events) })
             try verify("after a rerun", complete: true)
         } catch {
