@@ -72,53 +72,53 @@ extension Journal {
 
     private func compactHoldingLock(pieceBytes: Int, dryRun: Bool, now: Int64, mayDrop: (IndexEvent) -> Bool,
                                     archive: ArchiveWriter?) throws -> (JournalCompactionReport, [JournalDamage]) {
-            var report = JournalCompactionReport()
-            report.journalBytesBefore = segmentBytesOnDisk()
-            let (plan, damage) = try CompactionPlan.make(journal: self, sealed: try compactableSegments(),
-                                                         pieceBytes: pieceBytes, mayDrop: mayDrop)
-            report.keptFromDamagedSegment = plan.damagedThrough
-            report.segmentsCompacted = plan.range.count
-            report.recordsBefore = plan.recordsRead
-            report.recordsAfter = plan.recordsKept - plan.dropped.count
-            report.entitiesDropped = plan.dropped.count
-            report.unchanged = plan.range.isEmpty || (plan.unchanged && plan.dropped.isEmpty)
-            let outputs = Set(plan.pieces.map(\.sequence))
-            report.segmentsRemoved = plan.range.filter { !outputs.contains($0) }.count
-            if dryRun || report.unchanged {
-                report.journalBytesAfter = report.journalBytesBefore
-                return (report, damage)
-            }
-            // Step 2: every surviving record in place, nothing dropped yet.
-            if !plan.unchanged {
-                for piece in plan.pieces.reversed() {
-                    try replaceSealed(piece.sequence, with: CompactionPlan.segmentBytes(piece.records, createdAt: now))
-                    report.segmentsWritten += 1
-                }
-                for sequence in plan.range where !outputs.contains(sequence) {
-                    try removeSealed(sequence)
-                }
-                try directory.sync()
-            }
-            // Step 3: retention, after the archive is durable.
-            if !plan.dropped.isEmpty {
-                if let archive { report.archive = try archive(plan.dropped) }
-                let droppedEntities = plan.droppedEntities
-                for piece in plan.pieces where piece.records.contains(where: { record in
-                    guard let entity = record.entity else { return false }
-                    return droppedEntities.contains(entity)
-                }) {
-                    try replaceSealed(piece.sequence, with: CompactionPlan.segmentBytes(piece.records, createdAt: now,
-                                                                                       excluding: droppedEntities))
-                    report.segmentsWritten += 1
-                }
-                markRetention(now: now)
-            }
-            report.journalBytesAfter = segmentBytesOnDisk()
-            spool.logger.info("journal compacted", metadata: [
-                "segments": "\(report.segmentsCompacted)", "records_before": "\(report.recordsBefore)",
-                "records_after": "\(report.recordsAfter)", "dropped": "\(report.entitiesDropped)",
-            ])
+        var report = JournalCompactionReport()
+        report.journalBytesBefore = segmentBytesOnDisk()
+        let (plan, damage) = try CompactionPlan.make(journal: self, sealed: try compactableSegments(),
+                                                     pieceBytes: pieceBytes, mayDrop: mayDrop)
+        report.keptFromDamagedSegment = plan.damagedThrough
+        report.segmentsCompacted = plan.range.count
+        report.recordsBefore = plan.recordsRead
+        report.recordsAfter = plan.recordsKept - plan.dropped.count
+        report.entitiesDropped = plan.dropped.count
+        report.unchanged = plan.range.isEmpty || (plan.unchanged && plan.dropped.isEmpty)
+        let outputs = Set(plan.pieces.map(\.sequence))
+        report.segmentsRemoved = plan.range.filter { !outputs.contains($0) }.count
+        if dryRun || report.unchanged {
+            report.journalBytesAfter = report.journalBytesBefore
             return (report, damage)
+        }
+        // Step 2: every surviving record in place, nothing dropped yet.
+        if !plan.unchanged {
+            for piece in plan.pieces.reversed() {
+                try replaceSealed(piece.sequence, with: CompactionPlan.segmentBytes(piece.records, createdAt: now))
+                report.segmentsWritten += 1
+            }
+            for sequence in plan.range where !outputs.contains(sequence) {
+                try removeSealed(sequence)
+            }
+            try directory.sync()
+        }
+        // Step 3: retention, after the archive is durable.
+        if !plan.dropped.isEmpty {
+            if let archive { report.archive = try archive(plan.dropped) }
+            let droppedEntities = plan.droppedEntities
+            for piece in plan.pieces where piece.records.contains(where: { record in
+                guard let entity = record.entity else { return false }
+                return droppedEntities.contains(entity)
+            }) {
+                try replaceSealed(piece.sequence, with: CompactionPlan.segmentBytes(piece.records, createdAt: now,
+                                                                                   excluding: droppedEntities))
+                report.segmentsWritten += 1
+            }
+            markRetention(now: now)
+        }
+        report.journalBytesAfter = segmentBytesOnDisk()
+        spool.logger.info("journal compacted", metadata: [
+            "segments": "\(report.segmentsCompacted)", "records_before": "\(report.recordsBefore)",
+            "records_after": "\(report.recordsAfter)", "dropped": "\(report.entitiesDropped)",
+        ])
+        return (report, damage)
     }
 
     /// Sealed segments compaction may rewrite: every `.log.z` below the highest segment number

@@ -31,10 +31,12 @@ import Testing
         var journalConfiguration = Journal.Configuration()
         journalConfiguration.maxSegmentBytes = 900
         let journal = try Journal(spool: spool, configuration: journalConfiguration)
-        for index in 0..<120 {
-            let entity = "r\(index % 25)"
-            let step = Int64(index / 25 + 1)
-            let state = step >= 4 && index % 3 != 0 ? "done" : "open"
+        // 40 entities, then a second event for half of them: the others' latest events lie in
+        // the first segments, which the single output segment (pieceBytes) does not replace.
+        for index in 0..<100 where index < 40 || index % 2 == 0 {
+            let entity = "r\(index % 40)"
+            let step = Int64(index / 40 + 1)
+            let state = index % 3 != 0 ? "done" : "open"
             try journal.append([IndexEvent(entity: entity, version: step, state: state, at: Int64(index),
                                            document: "{\"step\":\(step),\"state\":\"\(state)\"}").encoded()], durability: .durable)
         }
@@ -45,7 +47,7 @@ import Testing
         }.map(\.entity))
         #expect(!droppable.isEmpty && droppable.count < before.count)
         let start = recorder.events.count
-        let (report, _) = try compactWaiting(journal, pieceBytes: 700, mayDrop: Self.mayDrop,
+        let (report, _) = try compactWaiting(journal, pieceBytes: 1 << 20, mayDrop: Self.mayDrop,
                                               archive: { events in try RetentionArchive(spool: spool).write(events) })
         #expect(report.entitiesDropped == droppable.count)
         let events = recorder.events
@@ -96,7 +98,7 @@ import Testing
             }
             _ = archived
             try verify("after the crash", complete: false)
-            _ = try compactWaiting(journal, pieceBytes: 700, mayDrop: mayDrop,
+            _ = try compactWaiting(journal, pieceBytes: 1 << 20, mayDrop: mayDrop,
                                     archive: { events in try RetentionArchive(spool: spool).write(events) })
             try verify("after a rerun", complete: true)
         } catch {
