@@ -23,8 +23,9 @@ struct Compact: ParsableCommand {
 
     func run() throws {
         try global.requireDaemonRights(to: "compact the journal")
-        let (spool, configuration) = try openSpool(global)
+        // Before the spool opens: its logger (the "journal compacted" line) follows SPOOL_LOG_LEVEL.
         _ = DaemonLogging.bootstrap("compact", environment: SystemConfiguration.currentEnvironment())
+        let (spool, configuration) = try openSpool(global)
         let policy = RetentionPolicy(configuration)
         let now = Timestamp.now()
         var report = JournalDamageReport()
