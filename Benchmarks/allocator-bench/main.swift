@@ -1,6 +1,7 @@
 // allocator-bench: the allocator's decisions per second against the number of rentals its store
 // holds, and its memory over a long run, in process (the library, not the daemon).
 //
+//   allocator-bench history --spool DIR [--requests 100000] [--days 365]   (History.swift: scripts/space-figure)
 //   allocator-bench decisions [--rentals 0,5000,50000] [--decisions 300] [--pairs 3] [--held-from 1] [--quick]
 //       For each pair, for each rental count (alternated in one run): a fresh spool whose store
 //       holds that many assigned rentals (written straight into the store), then `--decisions`
@@ -218,6 +219,7 @@ do {
     switch arguments.first {
     case "memory": try memory()
     case "fill": try fill()
+    case "history": try history()
     default: try decisions()
     }
 } catch {

@@ -183,32 +183,45 @@ final class IndexFile: Sendable {
         try recovery.makeDirectory()
         let temporary = path + ".new-" + ItemID.generate().rawValue
         defer { for suffix in ["", "-wal", "-shm", "-journal"] { unlink(temporary + suffix) } }
-        let built = try build(at: temporary)
-        try FileLock.holding(lockPath, exclusive: true, timeout: Self.exclusiveLockTimeout) {
-            let now = try Self.identity(of: path)
-            switch problem {
-            case _ where force: break
-            case nil: break
-            case .missing?: guard now == nil else { return }
-            case .unusable(let bad, _)?: guard now == bad else { return }
+        // A retention pass of a compaction that ran while this build read the journal may have
+        // dropped entities the build saw part of (an older event, read before the drop): then
+        // build again (see docs/spool-format.md, "Compaction"; at most 3 times).
+        var built: (rows: Int, damage: [JournalDamage])
+        var builds = 0
+        while true {
+            let stamp = recovery.journal.retentionStamp()
+            built = try build(at: temporary)
+            builds += 1
+            let placed = try FileLock.holding(lockPath, exclusive: true, timeout: Self.exclusiveLockTimeout) { () throws -> Bool in
+                guard builds >= 3 || recovery.journal.retentionStamp() == stamp else { return false }
+                let now = try Self.identity(of: path)
+                switch problem {
+                case _ where force: break
+                case nil: break
+                case .missing?: guard now == nil else { return true }
+                case .unusable(let bad, _)?: guard now == bad else { return true }
+                }
+                // The old WAL must never meet the new file: remove it (and the shared-memory index)
+                // before the rename. A crash in between leaves the old file without its WAL: stale
+                // but consistent, and catching up brings it forward.
+                if case .unusable(let bad, _)? = problem, now == bad {
+                    let name = "status-index." + ItemID.generate().rawValue
+                    try quarantine(path + "-wal", as: name + ".sqlite-wal")
+                    try quarantine(path, as: name + ".sqlite")
+                    recovery.logger.warning("quarantined the unusable status index", metadata: ["as": "corrupt/\(name).sqlite"])
+                }
+                for suffix in ["-wal", "-shm"] where unlink(path + suffix) != 0 && errno != ENOENT {
+                    throw SpoolError.system(operation: "remove", path: path + suffix, SystemCallError(call: .unlink, errno: errno))
+                }
+                guard rename(temporary, path) == 0 else {
+                    throw SpoolError.system(operation: "rename", path: path, SystemCallError(call: .rename, errno: errno))
+                }
+                try Self.syncDirectory(of: path)
+                removeAbandonedBuilds()
+                return true
             }
-            // The old WAL must never meet the new file: remove it (and the shared-memory index)
-            // before the rename. A crash in between leaves the old file without its WAL: stale
-            // but consistent, and catching up brings it forward.
-            if case .unusable(let bad, _)? = problem, now == bad {
-                let name = "status-index." + ItemID.generate().rawValue
-                try quarantine(path + "-wal", as: name + ".sqlite-wal")
-                try quarantine(path, as: name + ".sqlite")
-                recovery.logger.warning("quarantined the unusable status index", metadata: ["as": "corrupt/\(name).sqlite"])
-            }
-            for suffix in ["-wal", "-shm"] where unlink(path + suffix) != 0 && errno != ENOENT {
-                throw SpoolError.system(operation: "remove", path: path + suffix, SystemCallError(call: .unlink, errno: errno))
-            }
-            guard rename(temporary, path) == 0 else {
-                throw SpoolError.system(operation: "rename", path: path, SystemCallError(call: .rename, errno: errno))
-            }
-            try Self.syncDirectory(of: path)
-            removeAbandonedBuilds()
+            if placed { break }
+            for suffix in ["", "-wal", "-shm", "-journal"] { unlink(temporary + suffix) }
         }
         opened.withLock { $0 = nil }
         return built

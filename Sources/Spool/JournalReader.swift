@@ -33,7 +33,12 @@ extension Journal {
             guard let segment = try segmentContents(sequence) else { continue }
             let bytes = segment.bytes
             let headerLength = JournalSegment.parseHeader(bytes)?.length
-            let start = sequence == position.segment ? max(position.offset, headerLength ?? 0) : (headerLength ?? 0)
+            var start = sequence == position.segment ? max(position.offset, headerLength ?? 0) : (headerLength ?? 0)
+            // A position inside a segment that compaction rewrote since (its first record is the
+            // compaction marker) means nothing there: read it again whole (the index's version
+            // rule makes a repeated event harmless; a skipped one would be lost).
+            if segment.sealed, let headerLength, start > headerLength,
+               CompactionMarker.isCompacted(bytes, headerLength: headerLength) { start = headerLength }
             let parsed = JournalSegment.scan(bytes, from: start)
             var ranges = parsed.damaged
             var reasons: [String] = []

@@ -6,6 +6,8 @@
 //                                                   with O_EXCL per item (exit 3 on a duplicate)
 //   spool-exerciser hold SPOOL QUEUE                claim one item, print its id, sleep forever
 //   spool-exerciser journal-append SPOOL COUNT TAG  append COUNT records "TAG-<n>", durably
+//   spool-exerciser journal-rotate SPOOL            seal the live journal segment now (as an
+//                                                   appender does at 4 MiB or after an hour)
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -69,6 +71,8 @@ do {
         for index in 0..<count {
             try journal.append([Array("\(arguments[4])-\(index)".utf8)], durability: .durable)
         }
+    case "journal-rotate":
+        try Journal(spool: spool).rotate()
     default:
         fail("unknown command \(arguments[1])", code: 64)
     }

@@ -68,4 +68,29 @@ import Testing
         #expect(result.status == 0, "\(result.errors)")
         #expect(result.output.split(separator: "\n").map(String.init) == swift)
     }
+    /// A compacted journal reads the same from Python (the marker is one more record, not an
+    /// event), and a retention archive decodes with Python's zlib to the dropped events.
+    @Test func pythonReadsACompactedJournalAndItsArchive() throws {
+        let (_, spool) = try makeSpool()
+        var configuration = Journal.Configuration()
+        configuration.maxSegmentBytes = 300
+        let journal = try Journal(spool: spool, configuration: configuration)
+        for index in 0..<60 {
+            try journal.append([IndexEvent(entity: "e\(index % 12)", version: Int64(index), state: index >= 48 && index % 2 == 0 ? "gone" : "kept",
+                                           at: Int64(index)).encoded()], durability: .buffered)
+        }
+        try journal.sync()
+        let (report, _) = try journal.compact(pieceBytes: 200, mayDrop: { $0.state == "gone" },
+                                              archive: { try RetentionArchive(spool: spool).write($0) })
+        #expect(report.entitiesDropped > 0)
+        let python = try ChildProcess("/usr/bin/env", ["python3", script, "journal", spool.path]).finish()
+        #expect(python.status == 0, "\(python.errors)")
+        let swift = try journal.records().map { String(decoding: $0.payload, as: UTF8.self) }
+        #expect(python.output.split(separator: "\n").map(String.init) == swift)
+        let archive = try ChildProcess("/usr/bin/env", ["python3", script, "archive", spool.path + "/" + (report.archive ?? "")]).finish()
+        #expect(archive.status == 0, "\(archive.errors)")
+        let entities = archive.output.split(separator: "\n").compactMap { IndexEvent.decode(Array($0.utf8))?.entity }
+        #expect(entities.count == report.entitiesDropped)
+        #expect(Set(entities).isDisjoint(with: Set(try StatusIndex.scan(journal).keys)))
+    }
 }
