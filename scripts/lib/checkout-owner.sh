@@ -25,7 +25,7 @@ as_checkout_owner() {
     [ -n "$home" ] && [ -d "$home" ] || home=$(mktemp -d)
     for dir in .build-static .build-deb; do
         if [ -e "$dir" ] && [ -n "$(find "$dir" ! -uid "$checkout_uid" -print -quit)" ]; then
-            echo "$(basename "$0"): $PWD/$dir has files not owned by $checkout_owner, who owns this checkout; remove it (rm -rf $PWD/$dir) or chown -R $checkout_owner it, then run this again" >&2
+            echo "$(basename "$0"): $PWD/$dir has files not owned by $checkout_owner, who owns this checkout; remove it (rm -rf $PWD/$dir) or give it to $checkout_owner (chown -R $checkout_owner $PWD/$dir), then run this again" >&2
             exit 73
         fi
     done
