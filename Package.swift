@@ -43,12 +43,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The programs' version (`--version`), stamped into the linked programs by
+        // scripts/build-release (why so: Sources/CBuildVersion/version.c). A C leaf.
+        .target(name: "CBuildVersion"),
         // The daemons' runtime: worker pool over a queue, stop signal, sd_notify, logging,
         // process hardening, start-up retries and the launcher. Nothing of rentals.
         .target(
             name: "DaemonRuntime",
             dependencies: [
-                "Spool",
+                "Spool", "CBuildVersion",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -7,7 +7,8 @@ import Rentals
 struct AllocatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spool-allocator",
-        abstract: "Assign storage units to queued rental requests, release cancelled ones.")
+        abstract: "Assign storage units to queued rental requests, release cancelled ones.",
+        version: BuildVersion.text(program: "spool-allocator"))
 
     @Option(help: "Spool root (default: SPOOL_ROOT, the configuration file, else ./spool).")
     var spool: String?

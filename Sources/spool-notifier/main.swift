@@ -7,7 +7,8 @@ import Rentals
 struct NotifierCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spool-notifier",
-        abstract: "Deliver confirmations, rejections and cancellations to customers.")
+        abstract: "Deliver confirmations, rejections and cancellations to customers.",
+        version: BuildVersion.text(program: "spool-notifier"))
 
     @Option(help: "Spool root (default: SPOOL_ROOT, the configuration file, else ./spool).")
     var spool: String?

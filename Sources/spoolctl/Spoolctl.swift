@@ -18,6 +18,7 @@ struct Spoolctl: ParsableCommand {
             --json. Exit codes follow sysexits: 64 usage, 65 bad data, 66 no such request or unit, \
             73 cannot create, 74 I/O error, 75 try again later, 77 not permitted.
             """,
+        version: BuildVersion.text(program: "spoolctl"),
         subcommands: [
             Submit.self, Cancel.self, Status.self, List.self, Units.self,
             Up.self, Reconcile.self, Queues.self, Dead.self, Index.self,
