@@ -224,9 +224,15 @@ public final class QueueProcessor: Sendable {
                 try queue.acknowledge(item)
             case .retry(let error):
                 let result = try queue.retryLater(item, error: error)
-                logger.warning("will retry", metadata: ["queue": "\(queue.name)", "id": "\(item.id)", "error": "\(error)", "outcome": "\(result)"])
+                if result == .deadLettered {
+                    // An operator must act (`spoolctl dead list`): an error, for `journalctl -p err`.
+                    logger.error("dead-lettered after its last attempt", metadata: ["queue": "\(queue.name)", "id": "\(item.id)", "attempts": "\(item.attempts + 1)", "error": "\(error)"])
+                } else {
+                    logger.warning("will retry", metadata: ["queue": "\(queue.name)", "id": "\(item.id)", "error": "\(error)", "outcome": "\(result)"])
+                }
             case .reject(let error):
                 try queue.deadLetter(item, error: error)
+                logger.error("dead-lettered: it can never succeed", metadata: ["queue": "\(queue.name)", "id": "\(item.id)", "error": "\(error)"])
             }
         } catch {
             // The lease was lost or the disk failed: the item returns through lease expiry and

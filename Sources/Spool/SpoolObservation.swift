@@ -82,8 +82,9 @@ extension Spool {
     public struct JournalLag: Sendable, Equatable {
         /// Segments holding bytes past `position`.
         public var segments = 0
-        /// Bytes past `position`: the unread part of the segment `position` is in (uncompressed,
-        /// header excluded), plus every later segment at its size on disk (compressed when sealed).
+        /// Bytes past `position`: the unread bytes of the live segment (its header excluded) and
+        /// of a sealed segment `position` lies inside (uncompressed), plus every other sealed
+        /// segment after `position` at its size on disk (compressed).
         public var bytes: Int64 = 0
     }
 
@@ -95,12 +96,11 @@ extension Spool {
         var seen = Set<UInt64>()
         for file in files where file.sequence >= position.segment && !seen.contains(file.sequence) {
             seen.insert(file.sequence)
+            let offset = file.sequence == position.segment ? position.offset : 0
             var remaining: Int64
-            if file.sequence > position.segment {
-                remaining = file.bytes
-            } else if !file.sealed {
-                remaining = file.bytes - Int64(max(position.offset, try liveHeaderLength(file.sequence)))
-            } else if position.offset == 0 {
+            if !file.sealed {
+                remaining = file.bytes - Int64(max(offset, try liveHeaderLength(file.sequence)))
+            } else if offset == 0 {
                 remaining = file.bytes
             } else {
                 remaining = Int64(try sealedLength(file.sequence)) - Int64(position.offset)
