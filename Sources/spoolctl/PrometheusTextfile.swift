@@ -14,7 +14,10 @@ import Rentals
 /// What the format needs here is small and fully specified: `# HELP` (backslash and newline
 /// escaped), `# TYPE`, and samples whose label values escape backslash, double quote and newline
 /// (``escapeLabelValue(_:)``); the tests parse the output with Python's `prometheus_client`
-/// parser. Not adding the dependency keeps the clean build as it is.
+/// parser. Measured (issue 10): swift-prometheus 2.4.1 with swift-metrics and swift-atomics
+/// builds clean in 23 s wall, 11 s CPU on this machine (a probe package emitting one gauge), about
+/// a tenth of the project's clean debug build, for a few dozen lines that would still need this
+/// file's atomic write around them. Not adding the dependency keeps the clean build as it is.
 struct PrometheusTextfile {
     /// One metric family: its samples share name, help and type.
     struct Family {
