@@ -118,7 +118,8 @@ extension Spool {
     }
 
     /// Every heartbeat file in `heartbeat/`, by file name; never creates or writes anything.
-    /// A file that does not decode (or is not a regular file) is counted in `unreadable`.
+    /// A file that does not decode, is not a regular file, or whose program or instance is not a
+    /// valid name (or does not match its file name) is counted in `unreadable`.
     public func heartbeats() throws(SpoolError) -> (records: [Heartbeat], unreadable: Int) {
         let directory: Directory
         do { directory = try root.subdirectory(Heartbeat.directoryName, create: false) } catch .notFound {
@@ -129,7 +130,7 @@ extension Spool {
         for name in try directory.names().sorted() where name.hasSuffix(".json") {
             guard let bytes = try? directory.readFile(name, limit: 64 << 10),
                   let record = try? JSONDecoder().decode(Heartbeat.self, from: Data(bytes)),
-                  record.fileName == name else {
+                  record.fileName == name, Names.isSafeComponent(record.program), Heartbeat.isValidInstance(record.instance) else {
                 unreadable += 1
                 continue
             }

@@ -89,7 +89,12 @@ struct PrometheusTextfile {
         defer { close(directory) }
         // Not `*.prom`: the textfile collector never reads a half-written temporary file.
         let temporary = ".\(name).\(getpid()).tmp"
-        let fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        var fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if fd < 0, errno == EEXIST {
+            // Left by a killed run that had this pid (no live process has it but this one).
+            unlinkat(directory, temporary, 0)
+            fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        }
         guard fd >= 0 else {
             throw IntakeError(.cannotCreate, "cannot create \(directoryPath.echoed)/\(temporary.echoed): \(errnoDescription(errno))")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Intake
 import Logging
 import Testing
 @testable import DaemonRuntime
@@ -99,9 +100,13 @@ import Testing
         try spool.publishHeartbeat(beat)
         try spool.publishHeartbeat(beat)  // replaced, not added
         try Data("{".utf8).write(to: URL(fileURLWithPath: spool.path + "/heartbeat/spool-allocator.main.json"))
+        // A group member's file whose program holds a line break (a valid file name): not shown.
+        var odd = beat
+        odd.program = "x\ny"
+        try Data(odd.encoded()).write(to: URL(fileURLWithPath: spool.path + "/heartbeat/x\ny.blue.json"))
         let read = try spool.heartbeats()
         #expect(read.records == [beat])
-        #expect(read.unreadable == 1)
+        #expect(read.unreadable == 2)
         #expect(try FileManager.default.contentsOfDirectory(atPath: spool.path + "/tmp").isEmpty, "nothing left staged")
         var bad = beat
         bad.instance = "../x"
@@ -120,6 +125,19 @@ import Testing
             selfstorage_x 0.5
 
             """)
+    }
+
+    /// The textfile replaces its target whole; a temporary file a killed run left under this
+    /// pid's name does not block the next write (it used to fail with EEXIST, exit 73).
+    @Test func prometheusWriteIsAtomicAndSurvivesALeftoverTemporary() throws {
+        let directory = TemporaryDirectory("prom")
+        let target = directory.sub("x.prom")
+        try PrometheusTextfile.write("a 1\n", to: target)
+        try Data("half".utf8).write(to: URL(fileURLWithPath: directory.sub(".x.prom.\(getpid()).tmp")))
+        try PrometheusTextfile.write("a 2\n", to: target)
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "a 2\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["x.prom"])
+        #expect(throws: IntakeError.self) { try PrometheusTextfile.write("a 3\n", to: directory.sub("missing/x.prom")) }
     }
 
     /// The lag is the live segment's unread bytes, and every later segment; a caught-up index
