@@ -54,8 +54,18 @@ public final class DaemonHeartbeat: Sendable {
         return .seconds(seconds)
     }
 
-    /// Writes the first record and status line.
-    public func start() { beat(state: "running") }
+    /// Writes the first record and status line. If the file shows another process of this
+    /// program and instance still live (its heartbeat fresh, its pid running), warns first: two
+    /// daemons with one instance name overwrite each other's heartbeat, and `stats` shows one.
+    public func start() {
+        let now = Clock.nowMilliseconds()
+        if let other = (try? spool.heartbeats())?.records.first(where: { $0.program == identity.program && $0.instance == identity.instance }),
+           other.pid != getpid(), other.liveness(now: now) == .live, kill(other.pid, 0) == 0 || errno == EPERM {
+            logger.warning("another daemon with this instance name looks alive; give each instance its own --instance",
+                           metadata: ["instance": "\(identity.instance)", "other_pid": "\(other.pid)"])
+        }
+        beat(state: "running", now: now)
+    }
 
     /// Writes the record and the status line again if ``interval`` has passed since the last.
     public func tick() {

@@ -17,9 +17,10 @@ import Spool
 /// and the breaker's record, and asks the status index (read-only connection) for its position;
 /// it never creates, locks or writes anything in the spool, so it can run every minute beside
 /// the daemons. Anyone who may run `spoolctl` may run it (as `queues`): it reports counts, sizes,
-/// times and daemon identities, no request data. With `--prometheus`, a restricted (setgid)
-/// `spoolctl` gives up the spool group's rights before it creates the file, so the file is
-/// written with the caller's own rights.
+/// times and daemon identities, no request data. `--prometheus` needs daemon rights (root, the
+/// spool user, operators; 77 otherwise), and a restricted (setgid) `spoolctl` of an operator
+/// gives up the spool group's rights before it creates the file, so the file is written with
+/// the operator's own rights, never the group's (which may write the spool).
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
@@ -27,7 +28,8 @@ struct Stats: ParsableCommand {
         discussion: """
             Rates come from the daemons' heartbeat files (heartbeat/ in the spool), summed over the \
             live instances. --prometheus FILE writes the node_exporter textfile format atomically \
-            (temporary file in FILE's directory, fsync, rename). --watch redraws the view every \
+            (temporary file in FILE's directory, fsync, rename); only root, the spool user and \
+            operators may (an operator's file is written with the operator's own rights). --watch redraws the view every \
             --interval seconds until interrupted; it needs a terminal on standard output (exit 64 \
             otherwise: use --json or --prometheus from scripts).
             """)
@@ -54,6 +56,8 @@ struct Stats: ParsableCommand {
     }
 
     func run() throws {
+        // Writing a file is the metrics timer's job: root, the spool user and operators only.
+        if prometheusFile != nil { try global.requireDaemonRights(to: "write the metrics file (--prometheus)") }
         let configuration = try global.configuration()
         if watch, isatty(1) == 0 {
             throw Failure(IntakeError(.usage, "--watch needs a terminal on standard output; use --json or --prometheus FILE in scripts"), json: false)

@@ -150,6 +150,19 @@ import Testing
         #expect(blue.stop().status == 0)
     }
 
+    /// Two daemons given one instance name share its heartbeat file: the second says so.
+    @Test func aSecondDaemonWithTheSameInstanceWarns() throws {
+        let system = try SystemFixture()
+        let fast = ["SPOOL_HEARTBEAT_SECONDS": "1"]
+        let first = try Daemon("spool-notifier", ["--instance", "twin"], system: system, environment: fast)
+        #expect(system.eventually(30) { (try? Self.liveness(system, "spool-notifier", "twin")) == "live" })
+        let second = try Daemon("spool-notifier", ["--instance", "twin"], system: system, environment: fast)
+        #expect(system.eventually(30) { second.text.contains("another daemon with this instance name") })
+        let log = second.stop().log
+        #expect(log.contains("another daemon with this instance name looks alive") && log.contains("other_pid=\(first.process.processIdentifier)"), "\(log)")
+        #expect(!first.stop().log.contains("another daemon"), "the first one started alone")
+    }
+
     @Test func aBadInstanceNameIsAUsageError() throws {
         let system = try SystemFixture()
         for bad in ["Blue", "a/b", "", String(repeating: "a", count: 33)] {
