@@ -34,16 +34,21 @@ public enum AllocatorDaemon {
     ///   (copied to `corrupt/`, left in place; the daemon exits 65 and is not restarted); other
     ///   processing errors are retried
     ///   per item and reported in `state/allocator-health`, never thrown.
-    public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier) throws {
+    ///
+    /// `identity` names the heartbeat file (``DaemonHeartbeat``), refreshed with `STATUS=` from
+    /// the supervisor every ``DaemonIdentity/heartbeatInterval``.
+    public static func run(configuration: SystemConfiguration, logger: Logger, stop: StopSignal, notifier: SystemdNotifier,
+                           identity: DaemonIdentity = DaemonIdentity(program: "spool-allocator")!) throws {
         DaemonMemory.bound()
         // Start-up retries transient failures (several daemons starting together, a full disk).
-        let (_, queue, service, health) = try StartupRetry.run("allocator start-up", logger: logger, stop: stop) {
+        let (spool, queue, service, health) = try StartupRetry.run("allocator start-up", logger: logger, stop: stop) {
             try startUp(configuration: configuration, logger: logger)
         }
 
         var processing = QueueProcessor.Configuration()
         processing.maxWorkers = configuration.allocatorMaxWorkers
         processing.groupLimit = groupLimit
+        processing.longestIdlePause = identity.heartbeatInterval
         let damage = Mutex<DatabaseDamage?>(nil)
         let processor = QueueProcessor(queue: queue, configuration: processing, logger: logger, groupHandler: { items in
             do throws(DatabaseDamage) { return try handle(items, service: service, health: health, logger: logger) } catch {
@@ -55,10 +60,16 @@ public enum AllocatorDaemon {
             }
         })
         notifier.notify("READY=1\nSTATUS=allocating")
-        logger.info("allocator ready", metadata: ["spool": "\(configuration.spoolRoot)", "max_workers": "\(processing.maxWorkers)"])
+        logger.info("allocator ready", metadata: ["spool": "\(configuration.spoolRoot)", "max_workers": "\(processing.maxWorkers)",
+                                                  "instance": "\(identity.instance)"])
+        let heartbeat = DaemonHeartbeat(spool: spool, identity: identity, notifier: notifier, logger: logger, unit: "decisions",
+                                        interval: identity.heartbeatInterval, backlog: { try queue.backlog(limit: DaemonHeartbeat.backlogLimit) },
+                                        throughput: processor.throughput)
+        heartbeat.start()
         let lastDay = Mutex(CalendarDay.today())
         let detached = Mutex(false)
         processor.run(until: stop, notifier: notifier) {
+            heartbeat.tick()
             if damage.withLock({ $0 }) != nil { return }
             // `journal/` or the notification queue (which it feeds) removed or replaced under
             // the running daemon: every decision would fail (or be published where nobody looks)
@@ -90,6 +101,7 @@ public enum AllocatorDaemon {
             }
         }
         logger.info("allocator stopped", metadata: ["processed": "\(processor.processed)"])
+        if damage.withLock({ $0 }) == nil, !detached.withLock({ $0 }), !processor.stoppedDetached { heartbeat.stop() }
         if let found = damage.withLock({ $0 }) { throw found }
         if detached.withLock({ $0 }) || processor.stoppedDetached { throw Detached() }
     }

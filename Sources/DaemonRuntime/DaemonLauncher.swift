@@ -37,13 +37,24 @@ public enum DaemonLauncher {
     /// rights by an ordinary user, e.g. from a setgid wrapper) and the real user is not an
     /// operator, or asked for a configuration or spool the system configuration does not list.
     /// The daemons are not installed setgid; this is defense in depth.
+    ///
+    /// `program`, `instance` and `version` make the ``DaemonIdentity`` handed to `body` (the
+    /// heartbeat's file name, the log label `label@instance` for an instance other than `main`);
+    /// an `instance` outside `[a-z0-9-]{1,32}` exits 64.
     public static func run<Configuration: DaemonConfiguration>(
-        label: String, configPath: String?, spoolOverride: String?, as _: Configuration.Type = Configuration.self,
-        _ body: (Configuration, Logger, StopSignal, SystemdNotifier) throws -> Void
+        label: String, program: String, instance: String = DaemonIdentity.defaultInstance, version: String = "",
+        configPath: String?, spoolOverride: String?, as _: Configuration.Type = Configuration.self,
+        _ body: (Configuration, Logger, StopSignal, SystemdNotifier, DaemonIdentity) throws -> Void
     ) -> Int32 {
         SpoolProcess.prepare(keeping: Configuration.environmentVariables)
         let environment = Configuration.currentEnvironment()
-        let logger = DaemonLogging.bootstrap(label, environment: environment)
+        guard var identity = DaemonIdentity(program: program, instance: instance, version: version) else {
+            let logger = DaemonLogging.bootstrap(label, environment: environment)
+            logger.critical("invalid --instance: use 1 to 32 of a-z, 0-9 and -", metadata: ["instance": "\(instance.prefix(64))"])
+            return 64  // EX_USAGE
+        }
+        identity.heartbeatInterval = DaemonHeartbeat.interval(environment: environment)
+        let logger = DaemonLogging.bootstrap(identity.logLabel(label), environment: environment)
         let configuration: Configuration
         do {
             configuration = try Configuration.load(explicitPath: configPath, spoolOverride: spoolOverride, environment: environment)
@@ -59,7 +70,7 @@ public enum DaemonLauncher {
         let stop = StopSignal()
         stop.triggerOnTermination { signal in logger.info("stopping", metadata: ["signal": "\(signal)"]) }
         do {
-            try body(configuration, logger, stop, SystemdNotifier(environment: environment))
+            try body(configuration, logger, stop, SystemdNotifier(environment: environment), identity)
             return 0
         } catch let damage as DatabaseDamage {
             logger.critical("\(label) cannot run: \(damage)")

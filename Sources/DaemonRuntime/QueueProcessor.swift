@@ -42,6 +42,9 @@ public final class QueueProcessor: Sendable {
         /// waits to fill a group: it takes what is ready now, so without a backlog each group is
         /// one item.
         public var groupLimit = 1
+        /// Longest sleep of the supervisor while the queue stays empty (it sleeps ten ticks then):
+        /// the periodic work (the heartbeat) runs at least this often.
+        public var longestIdlePause: Duration = .seconds(10)
         /// A configuration with the defaults.
         public init() {}
     }
@@ -52,6 +55,8 @@ public final class QueueProcessor: Sendable {
     let handler: @Sendable ([ClaimedItem]) -> [ProcessingOutcome]
     private let pool = Mutex(PoolState())
     private let processedCount = Atomic<Int>(0)
+    /// Items handled (any outcome) over the last minute and hour: the heartbeat's rates.
+    public let throughput = ThroughputCounter()
     private let detachedFlag = Atomic<Bool>(false)
 
     struct PoolState {
@@ -121,7 +126,7 @@ public final class QueueProcessor: Sendable {
                 lastPing = .now
             }
             // An idle queue is looked after every 10 ticks (the workers still wake on inotify).
-            let pause = idleRounds > 5 ? configuration.tick * 10 : configuration.tick
+            let pause = idleRounds > 5 ? min(configuration.tick * 10, max(configuration.tick, configuration.longestIdlePause)) : configuration.tick
             stop.wait(timeout: min(pause, notifier.watchdogInterval ?? pause))
         }
         notifier.notify("STOPPING=1\nSTATUS=finishing items in hand")
@@ -197,6 +202,7 @@ public final class QueueProcessor: Sendable {
             precondition(outcomes.count == group.count, "a group handler returns one outcome per item")
             settle(group, outcomes: outcomes)
             processedCount.add(group.count, ordering: .relaxed)
+            throughput.record(group.count)
         }
     }
 
@@ -218,9 +224,15 @@ public final class QueueProcessor: Sendable {
                 try queue.acknowledge(item)
             case .retry(let error):
                 let result = try queue.retryLater(item, error: error)
-                logger.warning("will retry", metadata: ["queue": "\(queue.name)", "id": "\(item.id)", "error": "\(error)", "outcome": "\(result)"])
+                if result == .deadLettered {
+                    // An operator must act (`spoolctl dead list`): an error, for `journalctl -p err`.
+                    logger.error("dead-lettered after its last attempt", metadata: ["queue": "\(queue.name)", "id": "\(item.id)", "attempts": "\(item.attempts + 1)", "error": "\(error)"])
+                } else {
+                    logger.warning("will retry", metadata: ["queue": "\(queue.name)", "id": "\(item.id)", "error": "\(error)", "outcome": "\(result)"])
+                }
             case .reject(let error):
                 try queue.deadLetter(item, error: error)
+                logger.error("dead-lettered: it can never succeed", metadata: ["queue": "\(queue.name)", "id": "\(item.id)", "error": "\(error)"])
             }
         } catch {
             // The lease was lost or the disk failed: the item returns through lease expiry and

@@ -85,7 +85,7 @@ extension NotificationService {
         }
         // Best effort: the journal is the record; the index is caught up from it on a later tick.
         do { try index.apply(events) } catch {
-            logger.warning("cannot update the status index", metadata: ["error": "\(error)"])
+            logger.warning("cannot update the status index", metadata: ["requests": "\(events.map(\.entity))", "error": "\(error)"])
         }
         return outcomes
     }

@@ -16,9 +16,13 @@ struct AllocatorCommand: ParsableCommand {
     @Option(help: "Configuration file (default: SPOOL_CONFIG, else /etc/self-storage/spool.conf).")
     var config: String?
 
+    @Option(help: "Instance name ([a-z0-9-]{1,32}): names the heartbeat file, the log label and STATUS=.")
+    var instance = "main"
+
     func run() throws {
-        let code = DaemonLauncher.run(label: "allocator", configPath: config, spoolOverride: spool, as: SystemConfiguration.self) {
-            try AllocatorDaemon.run(configuration: $0, logger: $1, stop: $2, notifier: $3)
+        let code = DaemonLauncher.run(label: "allocator", program: "spool-allocator", instance: instance, version: Self.configuration.version,
+                                      configPath: config, spoolOverride: spool, as: SystemConfiguration.self) {
+            try AllocatorDaemon.run(configuration: $0, logger: $1, stop: $2, notifier: $3, identity: $4)
         }
         if code != 0 { throw ExitCode(code) }
     }

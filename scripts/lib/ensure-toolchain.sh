@@ -1,5 +1,6 @@
 # Sourced by the scripts: puts Swift on PATH and installs the Debian packages the build and the
-# tests need, when they are missing. Idempotent and quiet when all is there.
+# tests need, when they are missing (python3-prometheus-client: the stats tests parse the
+# textfile with its parser, from /usr/bin/python3). Idempotent and quiet when all is there.
 if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
     export PATH="/opt/swift/usr/bin:$PATH"
 fi
@@ -8,7 +9,7 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 spool_missing_packages=()
-for spool_package in libsqlite3-dev zlib1g-dev python3 pkg-config; do
+for spool_package in libsqlite3-dev zlib1g-dev python3 python3-prometheus-client pkg-config; do
     dpkg-query -W -f='${Status}' "$spool_package" 2>/dev/null | grep -q "install ok installed" \
         || spool_missing_packages+=("$spool_package")
 done
