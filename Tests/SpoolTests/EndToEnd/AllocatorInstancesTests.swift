@@ -14,14 +14,14 @@ import Testing
 @Suite(.serialized) struct AllocatorInstancesTests {
     @Test func twoAllocatorsDecideOneStreamOnceEachThroughAKill() throws {
         let system = try SystemFixture(settings: ["breaker_high_water": "100000", "breaker_low_water": "10"])
-        try system.addUnits((0..<20).map { ("U\($0)", "M") })
+        try system.addUnits((0..<12).map { ("U\($0)", "M") })
         try system.start("spool-allocator", name: "first")
         try system.start("spool-allocator", name: "second")
         try system.start("spool-notifier")
 
         var random = SeededGenerator(seed: 2)
         let base = CalendarDay(iso: "2099-01-01")!
-        let count = 240
+        let count = 150
         let forms: [[String]] = (0..<count).map { index in
             let start = base.adding(days: Int.random(in: 0..<120, using: &random))
             let end = start.adding(days: Int.random(in: 7...60, using: &random))
@@ -44,13 +44,13 @@ import Testing
                 }
             }
         }
-        submit(0..<80)
+        submit(0..<50)
         // The worst moment for a process that holds claims: killed mid-stream; its leases are
         // reclaimed by the other one (the holder is provably gone) and a new process joins.
         system.crash("first")
-        submit(80..<160)
+        submit(50..<100)
         try system.start("spool-allocator", name: "third")
-        submit(160..<count)
+        submit(100..<count)
         let submitted = ids.withLock { $0 }
         #expect(submitted.count == count, "every submit acknowledged")
 
