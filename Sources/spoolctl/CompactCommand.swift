@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Allocator
 import ArgumentParser
 import DaemonRuntime
 import Foundation
@@ -24,7 +25,7 @@ struct Compact: ParsableCommand {
     func run() throws {
         try global.requireDaemonRights(to: "compact the journal")
         // Before the spool opens: its logger (the "journal compacted" line) follows SPOOL_LOG_LEVEL.
-        _ = DaemonLogging.bootstrap("compact", environment: SystemConfiguration.currentEnvironment())
+        let logger = DaemonLogging.bootstrap("compact", environment: SystemConfiguration.currentEnvironment())
         let (spool, configuration) = try openSpool(global)
         let policy = RetentionPolicy(configuration)
         let now = Timestamp.now()
@@ -42,13 +43,12 @@ struct Compact: ParsableCommand {
             throw Failure(IntakeError.mapping(error, doing: "compacting the journal"), json: global.json)
         }
         let (compaction, indexRebuilt) = outcome
-        // MERGE POINT (issue 10, contract section 3): the lead adds here
-        //     let pruning = try operating(global, "pruning") {
-        //         try RetentionPruning.prune(spool: spool, configuration: configuration, now: now,
-        //                                    dryRun: dryRun, logger: logger)
-        //     }
-        // and sets `pruned = pruning.counts`; its counts are printed with the summary below.
-        let pruned: [String: Int] = [:]
+        // Then the allocator's and notifier's records that retention and the redelivery horizon
+        // allow to go (contract section 3; RetentionPruning says why each removal is safe).
+        let pruned = try operating(global, "pruning the allocator's and notifier's records") {
+            try RetentionPruning.prune(spool: spool, configuration: configuration, now: now,
+                                       dryRun: dryRun, logger: logger).counts
+        }
         try Self.print(compaction, indexRebuilt: indexRebuilt, pruned: pruned, policy: policy, dryRun: dryRun,
                        damage: report, json: global.json)
         if let failure = report.failure(hint: "damaged segments and those before them were left as they are") { throw failure }
