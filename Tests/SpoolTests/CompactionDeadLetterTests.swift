@@ -50,4 +50,37 @@ import Testing
         let (second, _) = try journal.compact(now: now.milliseconds, mayDrop: again, archive: nil)
         #expect(second.entitiesDropped == 1)
     }
+
+    /// The same dead confirmation, after the journal and the index were lost (`reconcile`
+    /// restores the decisions from the allocator store): the restore brings the cancelled
+    /// request back, because a dead letter still needs it; the retry then confirms nothing.
+    @Test func reconcileRestoresARequestADeadLetterNeeds() throws {
+        let world = try PruningWorld()
+        let request = world.request("late", "2099-05-01", "2099-06-01")
+        try world.decide([.allocate(request)])
+        let confirmation = try #require(try world.notifications.claim(id: ItemID("late-confirmation")!, lease: .seconds(60)))
+        try world.notifications.deadLetter(confirmation, error: "hook down")
+        try world.decide([.cancel(request, requestedAt: Clock.nowMilliseconds())])
+        #expect(try world.deliverAll() == 1, "the cancellation")
+        for directory in ["journal", "index"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: world.spool.path + "/" + directory)
+            where name.hasSuffix(".log") || name.hasSuffix(".log.z") || name.hasPrefix("status.sqlite") {
+                try FileManager.default.removeItem(atPath: world.spool.path + "/" + directory + "/" + name)
+            }
+        }
+        let now = Timestamp(milliseconds: Clock.nowMilliseconds() + 2 * PruningWorld.day)
+        let service = try AllocationService(spool: world.spool, configuration: world.configuration, logger: Logger(label: "test"))
+        let restored = try service.restoreIndexFromStore(spool: world.spool, now: now)
+        #expect(restored.restored == ["late"])
+
+        let runs = world.hookRuns()
+        try world.notifications.retryDeadLetter(ItemID("late-confirmation")!)
+        let notifier = try NotificationService(spool: world.spool, configuration: world.configuration, logger: Logger(label: "test"))
+        let item = try #require(try world.notifications.claimNext(lease: .seconds(60)))
+        #expect(notifier.handle(item) == .done)
+        try world.notifications.acknowledge(item)
+        #expect(world.hookRuns() == runs, "a cancelled rental is not confirmed")
+        _ = try service.index.catchUp(from: service.journal)
+        #expect(try service.index.entity("late")?.state == "cancelled")
+    }
 }
