@@ -32,9 +32,13 @@ extension RetentionPruning {
                 policy.mayDrop(latest: IndexEvent(entity: row.entity, version: row.version, state: row.state, at: row.updatedAt,
                                                   keys: row.keys, document: row.document), now: now)
             }.map(\.entity))
+            // Only the queues that exist (one that does not mentions nothing; opening it would
+            // create it, owned by whoever compacts).
             let retry = RetryPolicy(maxAttempts: configuration.maxAttempts)
-            let queues = [try spool.queue(.allocation, retry: retry), try spool.queue(.notifications, retry: retry)]
             var isDirectory: ObjCBool = false
+            let queues = try [QueueName.allocation, .notifications].filter { name in
+                FileManager.default.fileExists(atPath: "\(spool.path)/queues/\(name.rawValue)", isDirectory: &isDirectory) && isDirectory.boolValue
+            }.map { name in try spool.queue(name, retry: retry) }
             var store: AllocatorStore?
             if FileManager.default.fileExists(atPath: "\(spool.path)/allocator/state.sqlite", isDirectory: &isDirectory),
                !isDirectory.boolValue {
