@@ -27,7 +27,10 @@ extension AllocationService {
     /// A request that ``RetentionPolicy`` may drop at `now` (judged on the status with its
     /// delivery applied, as compaction judges the index's) is never restored: compaction may
     /// have dropped it from the journal and the index, and the store's pruning drops it next, in
-    /// whichever order they run (issue 10).
+    /// whichever order they run (issue 10). Unless a queue entry (a dead letter too) or the
+    /// outbox mentions it: compaction keeps such a request (see
+    /// ``RetentionPruning/compactionMayDrop(spool:configuration:now:)``), because a dead
+    /// confirmation retried later must find it cancelled; so it is restored like any other.
     ///
     /// - Throws: store, index or journal failures; what was appended before stays (harmless).
     public func restoreIndexFromStore(spool: Spool, now: Timestamp = .now()) throws -> IndexRestore {
@@ -44,11 +47,18 @@ extension AllocationService {
         }
         try index.catchUp(from: journal)
         let delivered = try RecordDirectory(spool: spool, path: "notifier/delivered")
-        var events: [[UInt8]] = []
+        var statuses: [RentalStatus] = []
         for document in documents {
             guard let decided = RentalStatus(document: document), !pending.contains(decided.id) else { continue }
-            let status = Self.afterDelivery(of: decided, delivered)
-            if policy.mayDrop(status, now: now) { continue }
+            statuses.append(Self.afterDelivery(of: decided, delivered))
+        }
+        let droppable = Set(statuses.filter { policy.mayDrop($0, now: now) }.map(\.id))
+        let retry = RetryPolicy(maxAttempts: configuration.maxAttempts)
+        let needed = try ReferenceScan(candidates: droppable).mentions(
+            outbox: store, queues: [try spool.queue(.allocation, retry: retry), try spool.queue(.notifications, retry: retry)])
+        var events: [[UInt8]] = []
+        for status in statuses {
+            if droppable.contains(status.id), !needed.contains(status.id) { continue }
             result.compared += 1
             if let row = try index.entity(status.id), row.version >= status.version { continue }
             events.append(status.indexEvent().encoded())

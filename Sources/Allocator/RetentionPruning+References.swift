@@ -34,11 +34,14 @@ struct ReferenceScan {
     /// unless it moves backwards in both, and an item missed that way is one a consumer is
     /// handling right now, which the tombstones cover (docs/reliability.md).
     ///
+    /// `store` nil: a spool without an allocator store (no outbox).
+    ///
     /// - Throws: store and ``SpoolError`` failures (nothing may be pruned then).
-    func mentions(outbox store: AllocatorStore, queues: [Queue]) throws -> Set<String> {
+    func mentions(outbox store: AllocatorStore?, queues: [Queue]) throws -> Set<String> {
         guard !candidates.isEmpty else { return [] }
         var found = Set<String>()
-        let rows = try store.read { db in try Row.fetchAll(db, sql: "SELECT item_id, payload FROM outbox") }
+        var rows: [Row] = []
+        if let store { rows = try store.read { db in try Row.fetchAll(db, sql: "SELECT item_id, payload FROM outbox") } }
         for row in rows {
             found.formUnion(tokens(in: Array(try row.decode(Data.self, forColumn: "payload"))))
             if let item: String = try row.decode(String?.self, forColumn: "item_id") { found.formUnion(named(item)) }

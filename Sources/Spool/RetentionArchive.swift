@@ -17,6 +17,10 @@ import Glibc
 /// passed) writes a second file that repeats the first one's events identically (deduplicate on
 /// `entity` and `version` when reading several files). Nothing is lost: an entity leaves the
 /// journal only after a file holding it is durable.
+///
+/// `archive/` is made group-writable (0770, and the spool's setgid group), like every shared
+/// directory: the first compaction may be an operator's as root, and the spool user's timer
+/// must still write the next archive (with 0750 it could not, and no request was dropped again).
 public struct RetentionArchive: Sendable {
     let spool: Spool
 
@@ -40,7 +44,7 @@ public struct RetentionArchive: Sendable {
         do { compressed = try Zlib.compress(inflated) } catch {
             throw SpoolError.corrupt(path: "archive", reason: "zlib deflate failed (\(error.code))")
         }
-        let directory = try spool.root.subdirectory("archive", create: true, mode: 0o750)
+        let directory = try spool.root.subdirectory("archive", create: true)  // 0770: whoever compacts next writes here too
         let stem = "retention-" + hex(CRC32.checksum(inflated)) + "-\(events.count)"
         for attempt in 0..<100 {
             let name = stem + (attempt == 0 ? "" : "-\(attempt)") + ".jsonl.z"

@@ -32,7 +32,7 @@ struct Compact: ParsableCommand {
         var report = JournalDamageReport()
         let outcome: (compaction: JournalCompactionReport, indexRebuilt: Bool)
         do {
-            outcome = try compactAndFollow(spool: spool, policy: policy, now: now, report: &report)
+            outcome = try compactAndFollow(spool: spool, configuration: configuration, policy: policy, now: now, report: &report)
         } catch let failure as Failure {
             throw failure
         } catch let busy as CompactionBusy {
@@ -55,9 +55,10 @@ struct Compact: ParsableCommand {
     }
 
     /// Compacts the journal, then rebuilds the index if rows must go (see ``run()``).
-    private func compactAndFollow(spool: Spool, policy: RetentionPolicy, now: Timestamp,
+    private func compactAndFollow(spool: Spool, configuration: SystemConfiguration, policy: RetentionPolicy, now: Timestamp,
                                   report: inout JournalDamageReport) throws -> (JournalCompactionReport, Bool) {
-        let mayDrop: (IndexEvent) -> Bool = { event in policy.mayDrop(latest: event, now: now) }
+        // Retention never drops a request a queue entry (a dead letter too) still needs.
+        let mayDrop = RetentionPruning.compactionMayDrop(spool: spool, configuration: configuration, now: now)
         let journal = try Journal(spool: spool)
         let archive = RetentionArchive(spool: spool)
         let writer: Journal.ArchiveWriter? = policy.archive ? { events in try archive.write(events) } : nil
