@@ -48,7 +48,7 @@ struct ConfigCheck: ParsableCommand {
         } catch {
             let code: IntakeError.Code = error.refused ? .notPermitted : error.noSuchFile ? .noInput
                 : error.ioErrno != nil ? .ioError : .configuration
-            throw Failure(IntakeError(code, error.message), json: global.json)
+            throw Failure(IntakeError(code, visible(error.message)), json: global.json)
         }
         if global.json {
             var object: [String: Any] = [
@@ -69,10 +69,24 @@ struct ConfigCheck: ParsableCommand {
             try printJSONObject(object)
             return
         }
-        for warning in report.warnings { complain("warning: \(warning)") }
+        for warning in report.warnings { complain("warning: \(visible(warning))") }
         try emit(report.file.map { "\($0): valid (\(report.fileSource?.description ?? "argument"))" } ?? "no configuration file: defaults")
         var table = Table(headers: ["KEY", "VALUE", "SOURCE"])
-        table.rows = report.settings.map { [$0.key, $0.value.isEmpty ? "-" : $0.value, $0.source.description] }
+        table.rows = report.settings.map { [$0.key, $0.value.isEmpty ? "-" : visible($0.value), visible($0.source.description)] }
         try emit(table.render())
     }
+}
+
+/// `text` with control characters (an escape sequence in a value of someone else's file) shown
+/// as `\u{1B}`, so that printing a configuration never drives the terminal.
+func visible(_ text: String) -> String {
+    var result = ""
+    for scalar in text.unicodeScalars {
+        if scalar.properties.generalCategory == .control {
+            result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+        } else {
+            result.unicodeScalars.append(scalar)
+        }
+    }
+    return result
 }

@@ -111,6 +111,7 @@ struct ConfigCheckTests {
             maildir_root = /var/mail/storage
             max_attempts = 5
             retention_days = 30
+            sender = Red \u{1B}[31mAlert
 
             """)
         let result = try check([path])
@@ -124,6 +125,7 @@ struct ConfigCheckTests {
             #expect(warnings.contains { $0.hasPrefix("spoolctl: warning: \(expected)") }, "\(expected) in \(warnings)")
         }
         #expect(warnings.count == 5, "\(warnings)")
+        #expect(result.output.contains("Red \\u{1B}[31mAlert") && !result.output.contains("\u{1B}"), "no escape reaches the terminal")
         let report = try object(try check([path, "--json"]).output)
         #expect((report["warnings"] as? [String])?.count == 5)
         #expect(try settings(report)["max_attempts"]! == ("5", "file \(path):6"))
