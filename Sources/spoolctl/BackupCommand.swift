@@ -35,9 +35,9 @@ import Spool
 struct Backup: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
-        abstract: "Copy the running spool consistently into a new directory (allocator store by SQLite's online backup, then restore with cp -a and reconcile --rebuild-index).",
+        abstract: "Copy the running spool consistently into a new directory (restore: cp -a, then reconcile --rebuild-index; see docs/operations.md).",
         discussion: """
-            Needs the daemons' rights (root, the spool user, operators). DIR must not exist. Exit 0 done, \
+            Only for root and the spool's own user (not through the setgid bit). DIR must not exist. Exit 0 done, \
             73 DIR exists or cannot be created, 75 a compaction is running (try again), 65 the allocator \
             store is damaged, 74 I/O error; nothing is left at DIR on failure.
             """)
@@ -48,7 +48,12 @@ struct Backup: ParsableCommand {
     var directory: String
 
     func run() throws {
-        try global.requireDaemonRights(to: "back up the spool")
+        // Not even for operators in restricted mode: the copy would give them every file of the
+        // group-private spool, and a directory they control could be swapped for a link into
+        // the spool while the setgid process writes below it.
+        guard !SpoolProcess.isRestricted else {
+            throw Failure(IntakeError(.notPermitted, "only root or the spool's own user may back up the spool"), json: global.json)
+        }
         let (spool, _) = try openSpool(global)
         let target = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
         var status = stat()
@@ -129,6 +134,7 @@ struct BackupCopier {
         }
         try copyJournal()
         try makeDirectory("allocator")
+        guard lstat("\(source)/allocator/state.sqlite", &scratch) == 0 else { return }  // nothing decided yet
         let store = try AllocatorStore(spool: spool, readOnly: true)
         let path = "\(destination)/allocator/state.sqlite"
         try store.backup(to: path)

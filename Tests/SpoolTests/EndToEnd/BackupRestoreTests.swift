@@ -94,4 +94,20 @@ struct BackupRestoreTests {
                 "\(fresh.output) \(fresh.errors)")
         #expect(try restored.ctl("reconcile").status == 0)
     }
+
+    /// The copy would hold every file of the group-private spool: not even an operator gets it
+    /// through the setgid bit; the spool's own user and root do.
+    @Test func onlyRootAndTheSpoolUserMayBackUp() throws {
+        let install = try SetgidInstallation("backup-rights")
+        _ = try install.submit(as: "spool-alice", customer: "alice@example.com")
+        try SetgidInstallation.require("chmod 1777 \(install.base)")
+        for user in ["spool-carol", "spool-bob"] {
+            let result = try install.run(as: user, ["spoolctl", "backup", "\(install.base)/by-\(user)"])
+            #expect(result.status == 77, "\(user): \(result.status) \(result.errors)")
+            #expect(!FileManager.default.fileExists(atPath: "\(install.base)/by-\(user)"))
+        }
+        let byDaemonUser = try install.run(as: "spool-daemon", ["spoolctl", "backup", "\(install.base)/by-daemon", "--spool", install.spool])
+        #expect(byDaemonUser.status == 0, "\(byDaemonUser.status) \(byDaemonUser.errors)")
+        #expect(FileManager.default.fileExists(atPath: "\(install.base)/by-daemon/MANIFEST"))
+    }
 }
