@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+@testable import Allocator
 @testable import Rentals
+@testable import Spool
 
 /// The backup procedure of docs/operations.md ("Backup and restore"), end to end: `spoolctl
 /// backup DIR` while both daemons run and a submit loop goes on, then a restore into a fresh
@@ -44,6 +46,16 @@ struct BackupRestoreTests {
         loop.start()
         defer { acknowledged.stop() }
         #expect(system.eventually(60) { acknowledged.count >= 30 })
+        // A backlog at the moment the backup starts, and a backup that takes a while between
+        // copying the queues and the store (a large file in archive/): the allocator decides
+        // and removes the waiting requests meanwhile. A copy that took the store before the
+        // queues would lose them; this one must not.
+        system.stop("spool-allocator")
+        let stoppedAt = acknowledged.count
+        #expect(system.eventually(60) { acknowledged.count >= stoppedAt + 25 })
+        try FileManager.default.createDirectory(atPath: "\(system.spool)/archive", withIntermediateDirectories: true)
+        try SetgidInstallation.require("head -c 120000000 /dev/zero > \(system.spool)/archive/large")
+        try system.start("spool-allocator")
         let before = acknowledged.all
         let copy = system.directory.sub("backup")
         let backup = try system.ctl("backup", copy, "--json")
@@ -78,6 +90,21 @@ struct BackupRestoreTests {
         for id in before {
             guard let status = statuses[id] else { continue }
             #expect((status.state == .confirmed) == (status.unit != nil), "\(id): \(status.state) with unit \(status.unit ?? "none")")
+        }
+        // The allocator store (the source of truth) holds exactly the assignments the index
+        // shows: a decision the store lost would leave its unit free to be booked again.
+        let stored = try AllocatorStore(spool: Spool(path: restored.spool), readOnly: true).assignments()
+        let storedByRequest = Dictionary(stored.map { ($0.request, $0) }) { first, _ in first }
+        for status in statuses.values where status.state == .assigned || status.state == .confirmed {
+            let held = storedByRequest[status.id]
+            #expect(held?.unit == status.unit && held?.period.start == status.from && held?.period.end == status.to,
+                    "\(status.id) is \(status.state) on \(status.unit ?? "-") in the index but the store holds \(String(describing: held))")
+        }
+        for (unit, rentals) in Dictionary(grouping: stored, by: \.unit) {
+            let sorted = rentals.sorted { $0.period.start < $1.period.start }
+            for (earlier, later) in zip(sorted, sorted.dropFirst()) {
+                #expect(earlier.period.end <= later.period.start, "unit \(unit) booked twice in the store: \(earlier.request) and \(later.request)")
+            }
         }
         // No unit is held by two requests for one day.
         let holding = statuses.values.filter { $0.state == .assigned || $0.state == .confirmed }
