@@ -39,7 +39,7 @@ struct Backup: ParsableCommand {
         abstract: "Copy the running spool consistently into a new directory (restore: cp -a, then reconcile --rebuild-index; see docs/operations.md).",
         discussion: """
             Only for root and the spool's own user (not through the setgid bit). DIR must not exist. Exit 0 done, \
-            73 DIR exists or cannot be created, 75 a compaction is running (try again), 65 the allocator \
+            73 DIR exists or cannot be created, 75 a compaction is running or the disk is full (try again), 65 the allocator \
             store is damaged, 74 I/O error; nothing is left at DIR on failure.
             """)
 
@@ -91,7 +91,7 @@ struct Backup: ParsableCommand {
     }
 
     static func mapping(_ error: any Error) -> IntakeError {
-        if let busy = error as? BackupError, busy.busy { return IntakeError(.tryAgain, busy.message, retryAfterSeconds: 60) }
+        if let busy = error as? BackupError, busy.busy { return IntakeError(.tryAgain, "backup: \(busy.message)", retryAfterSeconds: 60) }
         if let failure = error as? BackupError { return IntakeError(.ioError, "backup: \(failure.message)") }
         if DatabaseDamage.isDamage(error) {
             return IntakeError(.badData, "backup: the allocator store is damaged (\(error)); no backup taken: see docs/operations.md, \"A damaged allocator store\"")
@@ -100,13 +100,14 @@ struct Backup: ParsableCommand {
     }
 }
 
-/// A failure of the backup; `busy` when a compaction holds the journal.
+/// A failure of the backup; `busy` (exit 75) when a compaction holds the journal or the
+/// backup's file system is full (a failure of a system call reads `errno` here for that).
 struct BackupError: Error, CustomStringConvertible {
     let message: String
     var busy = false
     init(_ message: String, busy: Bool = false) {
         self.message = message
-        self.busy = busy
+        self.busy = busy || errno == ENOSPC || errno == EDQUOT
     }
     var description: String { message }
 }

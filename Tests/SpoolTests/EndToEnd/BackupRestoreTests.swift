@@ -137,4 +137,21 @@ struct BackupRestoreTests {
         #expect(byDaemonUser.status == 0, "\(byDaemonUser.status) \(byDaemonUser.errors)")
         #expect(FileManager.default.fileExists(atPath: "\(install.base)/by-daemon/MANIFEST"))
     }
+
+    /// A backup that runs out of space exits 75 and leaves nothing behind: no DIR, no partial copy.
+    @Test func aFullDiskLeavesNothingBehind() throws {
+        let system = try SystemFixture()
+        try system.addUnits([("S-1", "S")])
+        _ = try system.submit(size: "S", from: "2099-01-01", to: "2099-02-01")
+        try FileManager.default.createDirectory(atPath: "\(system.spool)/archive", withIntermediateDirectories: true)
+        try SetgidInstallation.require("head -c 4000000 /dev/urandom > \(system.spool)/archive/large")
+        let small = system.directory.sub("small")
+        try SetgidInstallation.require("mkdir \(small) && mount -t tmpfs -o size=2m tmpfs \(small)")
+        defer { SetgidInstallation.sh("umount \(small)") }
+        let result = try system.ctl("backup", "\(small)/copy")
+        #expect(result.status == 75, "\(result.status) \(result.errors)")
+        #expect(result.errors.contains("No space left on device"), "\(result.errors)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: small)
+        #expect(left.isEmpty, "left behind: \(left)")
+    }
 }
