@@ -175,4 +175,20 @@ struct ConfigCheckTests {
         let operatorView = try install.run(as: "root", ["spoolctl", "config", "check", "--json"])
         #expect(operatorView.status == 0 && operatorView.output.contains("secret-hook"), "\(operatorView.errors)")
     }
+
+    /// The example configuration the installs put in /etc is valid, sets only defaults and draws
+    /// no warning, so a new operator's first `config check` is clean.
+    @Test func theShippedConfigurationIsValidAndQuiet() throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let path = repository.appendingPathComponent("systemd/spool.conf").path
+        let result = try check([path, "--json"])
+        #expect(result.status == 0 && result.errors.isEmpty, "\(result.status) \(result.errors)")
+        let shown = try settings(try object(result.output))
+        let defaults = Dictionary(SystemConfiguration().keyValues.map { ($0.key, $0.value) }) { first, _ in first }
+        for (key, setting) in shown where key != "spool_root" {
+            #expect(setting.value == defaults[key], "\(key) = \(setting.value) in systemd/spool.conf, default \(defaults[key] ?? "-")")
+        }
+        #expect(shown["spool_root"]?.value == "/var/spool/self-storage")
+    }
 }
