@@ -8,6 +8,8 @@ public struct IntakeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The sysexits code.
     public enum Code: Int32, Sendable {
         case usage = 64, badData = 65, noInput = 66, cannotCreate = 73, ioError = 74, tryAgain = 75, notPermitted = 77
+        /// EX_CONFIG: a configuration file that cannot be used (`spoolctl config check`, as the daemons).
+        case configuration = 78
     }
 
     /// The exit code.

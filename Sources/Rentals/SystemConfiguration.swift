@@ -93,7 +93,7 @@ public struct SystemConfiguration: Sendable, Equatable {
         if restricted { return try loadRestricted(path: path, root: root, systemPath: defaultPath) }
         var configuration = SystemConfiguration()
         if let path {
-            guard let text = try readText(path) else { throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): no such file") }
+            guard let text = try readText(path) else { throw ConfigurationError(missing: path) }
             try configuration.apply(text, file: path)
         } else if let text = try readText(defaultPath) {
             try configuration.apply(text, file: defaultPath)
@@ -117,7 +117,7 @@ public struct SystemConfiguration: Sendable, Equatable {
                 throw ConfigurationError(message: "configuration file \(shortened(path)) is not permitted: \(rule) and the files its alternate_config_files lists",
                                          refused: true)
             }
-            guard let text = try readText(path) else { throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): no such file") }
+            guard let text = try readText(path) else { throw ConfigurationError(missing: path) }
             configuration = SystemConfiguration()
             try configuration.apply(text, file: path)
             configuration.operatorGroup = system.operatorGroup
@@ -146,7 +146,7 @@ public struct SystemConfiguration: Sendable, Equatable {
     }
 
     /// A caller-supplied path for an error line: at most 100 characters.
-    private static func shortened(_ text: String) -> String {
+    static func shortened(_ text: String) -> String {
         text.count <= 100 ? text : String(text.prefix(100)) + "…"
     }
 
@@ -165,6 +165,17 @@ public struct SystemConfiguration: Sendable, Equatable {
     }
 
     mutating func apply(_ text: String, file: String) throws(ConfigurationError) {
+        var lines: [String: [Int]] = [:]
+        try apply(text, file: file, recording: &lines)
+    }
+
+    /// Applies the `key = value` lines of `text` (read from `file`, named in errors) and adds
+    /// to `lines` the line numbers (from 1) that set each key, in order: a key set twice is
+    /// allowed and the last line wins, as in Postfix's `main.cf` (`spoolctl config check`
+    /// warns). A leading byte order mark is skipped; LF, CRLF and CR line ends are accepted.
+    mutating func apply(_ text: String, file: String, recording lines: inout [String: [Int]]) throws(ConfigurationError) {
+        var text = Substring(text)
+        if text.unicodeScalars.first == "\u{FEFF}" { text = Substring(text.unicodeScalars.dropFirst()) }
         // Any line break ends a line: "\r\n" is one Character, so splitting at "\n" alone kept a
         // CRLF file as one line whose first value swallowed the rest of the file.
         for (lineIndex, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
@@ -213,6 +224,7 @@ public struct SystemConfiguration: Sendable, Equatable {
                 if key == "alternate_config_files" { alternateConfigFiles = paths } else { alternateSpoolRoots = paths }
             default: throw ConfigurationError(message: "\(file):\(lineIndex + 1): unknown key \(key)")
             }
+            lines[key, default: []].append(lineIndex + 1)
         }
         guard breakerLowWater < breakerHighWater else {
             throw ConfigurationError(message: "\(file): breaker_low_water must be below breaker_high_water")
@@ -241,13 +253,22 @@ public struct SystemConfiguration: Sendable, Equatable {
     /// The text of the regular file at `path`: nil if there is no such file; throws if it
     /// exists but cannot be read whole (no permission, not a regular file, over 1 MiB, an I/O
     /// error part way), so a configuration is never used half read.
-    private static func readText(_ path: String) throws(ConfigurationError) -> String? {
+    ///
+    /// With `asRealUser` the file is opened with the real group's rights, not the spool group's
+    /// that a setgid `spoolctl` has (`spoolctl config check`: it must never show a file its
+    /// caller could not read), and a permission refusal is ``ConfigurationError/refused``.
+    /// Bytes that are not UTF-8 are refused with the line they are on.
+    static func readText(_ path: String, asRealUser: Bool = false) throws(ConfigurationError) -> String? {
+        let effective = getegid(), real = getgid()
+        let switched = asRealUser && effective != real && setegid(real) == 0
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        let code = errno
+        if switched, setegid(effective) != 0 { _exit(71) }  // never go on with the wrong rights
         guard fd >= 0 else {
-            let code = errno
             if code == ENOENT { return nil }
+            let denied = code == EACCES || code == EPERM
             throw ConfigurationError(message: "cannot read configuration file \(shortened(path)): \(String(cString: strerror(code)))",
-                                     ioErrno: code == EACCES || code == EPERM ? nil : code)
+                                     refused: asRealUser && denied, ioErrno: denied ? nil : code)
         }
         defer { close(fd) }
         var status = stat()
@@ -268,7 +289,12 @@ public struct SystemConfiguration: Sendable, Equatable {
             bytes += buffer[..<count]
             if bytes.count > 1 << 20 { throw ConfigurationError(message: "configuration file \(shortened(path)) is over 1 MiB") }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
+            let line = 1 + (lines.firstIndex { String(validating: $0, as: UTF8.self) == nil } ?? 0)
+            throw ConfigurationError(message: "\(shortened(path)):\(line): not UTF-8 text")
+        }
+        return text
     }
 }
 
@@ -282,11 +308,23 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     /// permission): the file may be fine, so this is an I/O error (74), not bad data (65).
     public let ioErrno: Int32?
 
+    /// True when the file named does not exist (`spoolctl config check` exits 66 for it).
+    public let noSuchFile: Bool
+
     /// An error; `refused` and `ioErrno` as on the properties.
     public init(message: String, refused: Bool = false, ioErrno: Int32? = nil) {
         self.message = message
         self.refused = refused
         self.ioErrno = ioErrno
+        noSuchFile = false
+    }
+
+    /// The file at `path` does not exist.
+    init(missing path: String) {
+        message = "cannot read configuration file \(SystemConfiguration.shortened(path)): no such file"
+        refused = false
+        ioErrno = nil
+        noSuchFile = true
     }
 
     public var description: String { message }

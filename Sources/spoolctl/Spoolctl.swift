@@ -22,8 +22,7 @@ struct Spoolctl: ParsableCommand {
         subcommands: [
             Submit.self, Cancel.self, Status.self, List.self, Units.self,
             Up.self, Reconcile.self, Queues.self, Dead.self, Index.self,
-            Compact.self,
-            Stats.self,
+            Compact.self, Stats.self, Config.self, Backup.self,
         ])
 
     /// ArgumentParser has no option with an optional value; `--wait` alone means `--wait 30`.
