@@ -142,11 +142,14 @@ extension Spool {
     /// Every heartbeat file in `heartbeat/`, by file name; never creates or writes anything.
     /// A file that does not decode, is not a regular file, whose values are not plausible
     /// (``Heartbeat/isPlausible``: a program or instance that is not a valid name among them) or
-    /// whose program and instance do not match its file name is counted in `unreadable`.
+    /// whose program and instance do not match its file name is counted in `unreadable`; so is
+    /// `heartbeat/` itself when it is not a directory (no record is read then).
     public func heartbeats() throws(SpoolError) -> (records: [Heartbeat], unreadable: Int) {
         let directory: Directory
         do { directory = try root.subdirectory(Heartbeat.directoryName, create: false) } catch .notFound {
             return ([], 0)
+        } catch .unsafePath {
+            return ([], 1)  // a FIFO, a symlink or a file in its place: counted, never followed
         }
         var records: [Heartbeat] = []
         var unreadable = 0

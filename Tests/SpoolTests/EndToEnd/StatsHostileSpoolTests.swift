@@ -66,6 +66,24 @@ import Testing
         #expect(stopped.status == 0, "\(stopped.errors)")
     }
 
+    /// `heartbeat/` replaced by a FIFO, a symlink or a file: `stats` reports everything else and
+    /// counts it (the old one failed whole, exit 74, so the metrics timer wrote nothing).
+    @Test(arguments: ["fifo", "symlink", "file"])
+    func aHeartbeatDirectoryThatIsNoDirectoryIsCounted(kind: String) throws {
+        let system = try SystemFixture()
+        _ = try Spool(path: system.spool, create: true)
+        let path = system.spool + "/heartbeat"
+        switch kind {
+        case "fifo": #expect(mkfifo(path, 0o660) == 0)
+        case "symlink": #expect(symlink(system.directory.path, path) == 0)
+        default: try Data("x".utf8).write(to: URL(fileURLWithPath: path))
+        }
+        let result = try stats(system, ["--json"])
+        #expect(result.status == 0, "\(result.errors)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        #expect((object?["heartbeat_files_unreadable"] as? NSNumber)?.intValue == 1, "\(result.output)")
+    }
+
     /// SQLite's open(2) of a FIFO blocks until a writer comes: `stats` must report the index
     /// unreadable instead of waiting for ever (the old one hung).
     @Test func aFIFOForTheIndexIsReportedNotWaitedFor() throws {
