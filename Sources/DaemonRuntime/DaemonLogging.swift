@@ -74,7 +74,8 @@ public struct LineLogHandler: LogHandler {
     }
 
     /// The line (with its newline) for one event: the message first, then the metadata sorted by
-    /// key; line breaks inside either written as `\n`, so that an event is always one line.
+    /// key; line breaks inside either written as `\n` and NUL as `\0`, so that an event is always
+    /// one line (under journald too, which also splits at NUL).
     public func line(level: Logger.Level, message: String, metadata: Logger.Metadata, now: time_t = time(nil)) -> String {
         let pairs = metadata.keys.sorted().map { "\($0)=\(metadata[$0]!)" }.joined(separator: " ")
         let body = message + (pairs.isEmpty ? "" : " " + pairs)
@@ -108,8 +109,11 @@ public struct LineLogHandler: LogHandler {
 }
 
 extension String {
-    /// The text on one line: line breaks become `\n`.
+    /// The text on one line: line breaks become `\n`, NUL characters `\0` (journald ends a line at
+    /// a NUL too, and would read what follows as a line of its own, with its own `<N>` prefix).
     fileprivate func replacingNewlines() -> String {
-        contains(where: \.isNewline) ? split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).joined(separator: "\\n") : self
+        var text = contains(where: \.isNewline) ? split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).joined(separator: "\\n") : self
+        if text.utf8.contains(0) { text = text.split(separator: "\0", omittingEmptySubsequences: false).joined(separator: "\\0") }
+        return text
     }
 }

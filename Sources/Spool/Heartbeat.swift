@@ -74,10 +74,32 @@ public struct Heartbeat: Codable, Sendable, Equatable {
         case stopped
     }
 
-    /// ``Liveness`` at `now` (milliseconds).
+    /// ``Liveness`` at `now` (milliseconds). Never traps, whatever the record's numbers.
     public func liveness(now: Int64) -> Liveness {
         guard state == "running" else { return .stopped }
-        return now - updatedAt <= Int64(max(intervalSeconds, 1)) * 3000 ? .live : .stale
+        let (age, overflow) = now.subtractingReportingOverflow(updatedAt)
+        return !overflow && age <= Int64(min(max(intervalSeconds, 1), Self.intervalLimit)) * 3000 ? .live : .stale
+    }
+
+    /// The longest interval a daemon uses (`SPOOL_HEARTBEAT_SECONDS` at most 3600).
+    public static let intervalLimit = 3600
+
+    /// The latest time a record may carry: the year 9999, in milliseconds.
+    static let latestTime: Int64 = 253_402_300_799_999
+
+    /// Whether every value is one a daemon writes: names as ``publishHeartbeat(_:)`` requires,
+    /// a positive pid, an interval of 1 to 3600 s, times from 1970 to 9999, counts from 0 (backlog
+    /// from -1) to `Int32.max`, and a version of 1 to 128 printable ASCII characters. A record
+    /// planted by a spool-group member with other values is not shown: huge numbers would
+    /// overflow the liveness and rate arithmetic (and trap, in `stats` and in a daemon's start),
+    /// and control characters in the version would reach an operator's terminal and the
+    /// Prometheus file.
+    public var isPlausible: Bool {
+        let counts = 0...Int(Int32.max), times: ClosedRange<Int64> = 0...Self.latestTime
+        return Names.isSafeComponent(program) && Self.isValidInstance(instance) && pid > 0
+            && (1...Self.intervalLimit).contains(intervalSeconds) && times.contains(startedAt) && times.contains(updatedAt)
+            && (-1...Int(Int32.max)).contains(backlog) && counts.contains(processedLastMinute) && counts.contains(processedLastHour)
+            && (1...128).contains(version.utf8.count) && version.utf8.allSatisfy { (0x20...0x7e).contains($0) }
     }
 
     /// The canonical bytes of the file: one line of JSON with sorted keys.
@@ -118,19 +140,23 @@ extension Spool {
     }
 
     /// Every heartbeat file in `heartbeat/`, by file name; never creates or writes anything.
-    /// A file that does not decode, is not a regular file, or whose program or instance is not a
-    /// valid name (or does not match its file name) is counted in `unreadable`.
+    /// A file that does not decode, is not a regular file, whose values are not plausible
+    /// (``Heartbeat/isPlausible``: a program or instance that is not a valid name among them) or
+    /// whose program and instance do not match its file name is counted in `unreadable`; so is
+    /// `heartbeat/` itself when it is not a directory (no record is read then).
     public func heartbeats() throws(SpoolError) -> (records: [Heartbeat], unreadable: Int) {
         let directory: Directory
         do { directory = try root.subdirectory(Heartbeat.directoryName, create: false) } catch .notFound {
             return ([], 0)
+        } catch .unsafePath {
+            return ([], 1)  // a FIFO, a symlink or a file in its place: counted, never followed
         }
         var records: [Heartbeat] = []
         var unreadable = 0
         for name in try directory.names().sorted() where name.hasSuffix(".json") {
             guard let bytes = try? directory.readFile(name, limit: 64 << 10),
                   let record = try? JSONDecoder().decode(Heartbeat.self, from: Data(bytes)),
-                  record.fileName == name, Names.isSafeComponent(record.program), Heartbeat.isValidInstance(record.instance) else {
+                  record.fileName == name, record.isPlausible else {
                 unreadable += 1
                 continue
             }

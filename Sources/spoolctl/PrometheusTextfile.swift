@@ -56,11 +56,11 @@ struct PrometheusTextfile {
     }
 
     static func escapeHelp(_ text: String) -> String {
-        text.replacingAll("\\", with: "\\\\").replacingAll("\n", with: "\\n")
+        text.escapingScalars(["\\": "\\\\", "\n": "\\n"])
     }
 
     static func escapeLabelValue(_ text: String) -> String {
-        text.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"").replacingAll("\n", with: "\\n")
+        text.escapingScalars(["\\": "\\\\", "\"": "\\\"", "\n": "\\n"])
     }
 
     /// A float as Prometheus (Go's `ParseFloat`) reads it: Swift's shortest round-trip form.
@@ -129,10 +129,16 @@ struct PrometheusTextfile {
 }
 
 extension String {
-    fileprivate func replacingAll(_ target: Character, with replacement: String) -> String {
-        guard contains(target) else { return self }
+    /// The text with each Unicode scalar in `replacements` replaced. By scalar, not by
+    /// `Character`: a quote or backslash followed by a combining mark, or the `\r\n` pair, is one
+    /// `Character` that equals neither `"`, `\\` nor `\n`, and would pass unescaped (a raw line
+    /// break or an unescaped quote in the file).
+    fileprivate func escapingScalars(_ replacements: [Unicode.Scalar: String]) -> String {
+        guard unicodeScalars.contains(where: { replacements[$0] != nil }) else { return self }
         var result = ""
-        for character in self { if character == target { result += replacement } else { result.append(character) } }
+        for scalar in unicodeScalars {
+            if let replacement = replacements[scalar] { result += replacement } else { result.unicodeScalars.append(scalar) }
+        }
         return result
     }
 }

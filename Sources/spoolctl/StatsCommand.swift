@@ -148,7 +148,7 @@ struct Stats: ParsableCommand {
         } else {
             lines.append("index: unreadable (\(report.index.error ?? "unknown error")); the next daemon or reconcile rebuilds it")
         }
-        if report.heartbeatFilesUnreadable > 0 { lines.append("heartbeat files that do not decode: \(report.heartbeatFilesUnreadable)") }
+        if report.heartbeatFilesUnreadable > 0 { lines.append("heartbeat files not shown (they do not decode, or hold values no daemon writes: heartbeat/ in the spool): \(report.heartbeatFilesUnreadable)") }
         return lines.joined(separator: "\n")
     }
 

@@ -76,7 +76,7 @@ extension StatsReport {
             daemonHour.add(daemon.processedLastHour, labels)
             info.add(1, labels + [("version", daemon.version)])
         }
-        var unreadable = PrometheusTextfile.Family("selfstorage_heartbeat_files_unreadable", "Files in the spool's heartbeat/ directory that do not decode.")
+        var unreadable = PrometheusTextfile.Family("selfstorage_heartbeat_files_unreadable", "Files in the spool's heartbeat/ directory not shown: they do not decode, or hold values no daemon writes.")
         unreadable.add(heartbeatFilesUnreadable)
         var generated = PrometheusTextfile.Family("selfstorage_stats_timestamp_seconds", "When spoolctl stats took this snapshot (Unix time).")
         generated.add(seconds(generatedAt))

@@ -129,8 +129,9 @@ struct StatsReport: Encodable, Sendable {
     static let daemonPrograms = ["spool-allocator", "spool-notifier"]
 
     /// Takes the snapshot of `spool` (opened without `create`). Only lists, `stat`s and reads:
-    /// the index through a read-only SQLite connection, the breaker's record and the heartbeat
-    /// files directly; nothing is created, locked or written.
+    /// the index through a read-only SQLite connection (not when it is not a regular file: it is
+    /// then reported unreadable), the breaker's record and the heartbeat files directly; nothing
+    /// is created, locked or written.
     static func collect(spool: Spool, now: Int64 = Clock.nowMilliseconds()) throws -> StatsReport {
         var queues: [String: QueueStats] = [:]
         for name in QueueName.rentalQueues {
@@ -155,7 +156,11 @@ struct StatsReport: Encodable, Sendable {
 
         var index = IndexStats(readable: false)
         do {
-            let status = try StatusIndex(path: spool.path + "/index/status.sqlite", readOnly: true)
+            let path = spool.path + "/index/status.sqlite"
+            // SQLite's open(2) of a FIFO there would wait for a writer for ever.
+            var info = stat()
+            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG { throw SpoolError.unsafePath(path) }
+            let status = try StatusIndex(path: path, readOnly: true)
             let position = try status.consumedPosition()
             let lag = try spool.journalLag(from: position)
             index = IndexStats(readable: true, position: position.description, lagBytes: lag.bytes, lagSegments: lag.segments)
