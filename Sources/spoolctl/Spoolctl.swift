@@ -16,7 +16,8 @@ struct Spoolctl: ParsableCommand {
             (--config, SPOOL_CONFIG, /etc/self-storage/spool.conf), else ./spool; for ordinary users of \
             the setgid spoolctl only /etc/self-storage/spool.conf and the files and roots it lists. Every command takes \
             --json. Exit codes follow sysexits: 64 usage, 65 bad data, 66 no such request or unit, \
-            73 cannot create, 74 I/O error, 75 try again later, 77 not permitted.
+            73 cannot create, 74 I/O error, 75 try again later, 77 not permitted, 78 invalid \
+            configuration file (config check only).
             """,
         version: BuildVersion.text(program: "spoolctl"),
         subcommands: [

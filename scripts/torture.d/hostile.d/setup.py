@@ -18,7 +18,8 @@ import time
 SPOOL_GROUP, OPERATOR_GROUP = "spool-e2e", "spool-ops-e2e"
 VICTIM, ATTACKER, BYSTANDER, OPERATOR, DAEMON = "spool-alice", "spool-mallory", "spool-eve", "spool-carol", "spool-daemon"
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-EXIT_CODES = {0, 64, 65, 66, 73, 74, 75, 77}
+# 78 (EX_CONFIG): `config check` of a file that is not a valid configuration (spoolctl --help).
+EXIT_CODES = {0, 64, 65, 66, 73, 74, 75, 77, 78}
 
 
 def sh(command, check=True):
