@@ -30,6 +30,14 @@ public final class AllocationService: Sendable {
         case cancelled
         /// Already processed, or nothing to do (cancel of a rejected request, …).
         case noChange
+        /// No unit was free and the request asked to wait: it is on the waiting list.
+        case waitlisted
+        /// An extend or end was applied; the rental's new status.
+        case changed(RentalStatus)
+        /// An extend or end was refused; the rental is unchanged.
+        case refused(reason: String)
+        /// A waitlisted request reached its start without a unit.
+        case expired
     }
 
     /// A service over `spool`'s allocator store, journal, notification queue and index.
@@ -72,7 +80,7 @@ public final class AllocationService: Sendable {
         if try Bool.fetchOne(processed, arguments: [key]) == true { return .noChange }
         try db.cachedStatement(sql: "INSERT INTO processed (key, at) VALUES (?, ?)").execute(arguments: [key, now])
         let existing = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, status FROM rental WHERE request_id = ?"),
-                                        arguments: [command.request.id])
+                                        arguments: [command.requestID])
         switch command {
         case .allocate(let request):
             // Decided before (a duplicate under another key) or cancelled before allocation.
@@ -80,6 +88,8 @@ public final class AllocationService: Sendable {
             return try allocate(request, now: now, db)
         case .cancel(let request, let requestedAt):
             return try cancel(request, requestedAt: requestedAt, existing: existing, now: now, db)
+        case .extend, .end:
+            return .refused(reason: "changes are not decided by this allocator yet")  // issue 11, engineer X
         }
     }
 

@@ -153,19 +153,24 @@ public enum AllocatorDaemon {
         // Best effort: a journal that cannot take it now cannot take the decision either, and
         // the decision (kept in the allocator store, restored by reconcile) carries the request.
         do { try service.journalReceived(decided.map(\.command)) } catch {
-            logger.warning("cannot journal the received requests", metadata: ["requests": "\(decided.map(\.command.request.id))", "error": "\(error)"])
+            logger.warning("cannot journal the received requests", metadata: ["requests": "\(decided.map(\.command.requestID))", "error": "\(error)"])
         }
         do {
             let decisions = try service.decide(decided.map(\.command))
             try service.drainOutbox()
             health.succeeded()
             for ((index, command), decision) in zip(decided, decisions) {
-                let request = command.request.id
+                let request = command.requestID
                 switch decision {
                 case .assigned(let unit): logger.info("unit assigned", metadata: ["request": "\(request)", "unit": "\(unit)"])
                 case .rejected(let reason): logger.info("request rejected", metadata: ["request": "\(request)", "reason": "\(reason)"])
                 case .cancelled: logger.info("rental cancelled, unit released", metadata: ["request": "\(request)"])
                 case .noChange: logger.info("command already processed", metadata: ["request": "\(request)", "item": "\(items[index].id)"])
+                case .waitlisted: logger.info("request waitlisted", metadata: ["request": "\(request)"])
+                case .changed(let status):
+                    logger.info("rental changed", metadata: ["request": "\(request)", "to": "\(status.to)", "unit": "\(status.unit ?? "-")"])
+                case .refused(let reason): logger.info("change refused", metadata: ["request": "\(request)", "reason": "\(reason)"])
+                case .expired: logger.info("waitlisted request expired", metadata: ["request": "\(request)"])
                 }
             }
             return outcomes
@@ -179,7 +184,7 @@ public enum AllocatorDaemon {
             return single
         } catch {
             health.failed("\(error)")
-            let request = decided.first?.command.request.id ?? "?"
+            let request = decided.first?.command.requestID ?? "?"
             logger.error("allocation failed", metadata: ["request": "\(request)", "attempt": "\(items[0].attempts + 1)", "error": "\(error)"])
             return outcomes.map { $0 == .done ? .retry("\(error)") : $0 }
         }

@@ -199,6 +199,7 @@ public final class AllocatorStore: Sendable {
         migrator.registerMigration("v3-finished-index") { db in
             try db.execute(sql: "CREATE INDEX rental_finished ON rental(updated_at) WHERE state <> 'assigned';")
         }
+        registerV4(&migrator)
         return migrator
     }
 

@@ -158,7 +158,8 @@ public final class IntakeService: Sendable {
         case .rejected: return .nothingToDo("request \(id) was rejected; there is nothing to cancel")
         case .cancelled: return .nothingToDo("request \(id) is already cancelled")
         case .completed: return .nothingToDo("request \(id) has completed; its rental period has ended")
-        case .received, .assigned, .confirmed: break
+        case .expired: return .nothingToDo("request \(id) expired on the waiting list; there is nothing to cancel")
+        case .received, .assigned, .confirmed, .waitlisted: break
         }
         let now = Clock.nowMilliseconds()
         // Not yet allocated: take the allocate command out of the queue, so that the allocator
@@ -303,8 +304,9 @@ public final class IntakeService: Sendable {
         if let member = try queuedBatchMember(id) { return member }  // a request of a queued batch
         do {
             guard let payload = try allocation.peek(id: itemID),
-                  let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(payload)) else { return nil }
-            return RentalStatus(received: command.request)
+                  let command = try? JSONDecoder().decode(AllocationCommand.self, from: Data(payload)),
+                  let request = command.request else { return nil }
+            return RentalStatus(received: request)
         } catch {
             throw IntakeError(error, doing: "looking for request \(id) in the spool")
         }

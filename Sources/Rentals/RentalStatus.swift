@@ -15,6 +15,11 @@ public enum RentalState: String, Codable, Sendable, CaseIterable {
     case cancelled
     /// The rental period has ended.
     case completed
+    /// No unit was free; the request waits for one, first come first served (`submit --waitlist`).
+    case waitlisted
+    /// Waitlisted until its start date without a unit becoming free (and `notified_at` once the
+    /// customer knows).
+    case expired
 }
 
 /// A request's status as the status index holds it and `spoolctl status --json` prints it.
@@ -65,6 +70,17 @@ public struct RentalStatus: Codable, Sendable, Equatable {
     public var submittedByName: String
     /// The index version of this status (see the type's description).
     public var version: Int64
+    /// How many times the allocator reopened the saga after its first decision (a waitlist
+    /// promotion, each extend or end decided); 0 for the first decision. JSON `revision`,
+    /// omitted when 0.
+    public var revision: Int = 0
+    /// The last extend or end decided for this rental; JSON `change`, omitted when nil.
+    public var change: ChangeOutcome?
+    /// The price agreed (booking line plus one line per extension); JSON `price`, omitted when
+    /// the rental is unpriced (no currency configured, no rate set).
+    public var price: RentalPrice?
+    /// The place in the waiting list while `waitlisted`; JSON `waitlist`, omitted otherwise.
+    public var waitlist: WaitlistPlace?
 
     /// The status of a request just accepted.
     public init(received request: RentalRequest) {
@@ -83,8 +99,16 @@ public struct RentalStatus: Codable, Sendable, Equatable {
         version = Self.version(step: 1)
     }
 
-    /// The version of saga step `step` (1–6) after `attempts` failed attempts within it.
-    public static func version(step: Int64, attempts: Int = 0) -> Int64 { step * 1000 + Int64(min(max(attempts, 0), 999)) }
+    /// The version of saga step `step` (1–6) after `attempts` failed attempts within it, in
+    /// revision `revision`: `revision × 1,000,000 + step × 1000 + attempts`. Revision 0 is the
+    /// first decision's saga; each later allocator decision on the same rental (promotion,
+    /// extend, end) raises the revision and restarts at step 2, so it outranks every earlier one.
+    public static func version(revision: Int = 0, step: Int64, attempts: Int = 0) -> Int64 {
+        Int64(min(max(revision, 0), maximumRevision)) * 1_000_000 + step * 1000 + Int64(min(max(attempts, 0), 999))
+    }
+
+    /// The highest revision; changes beyond it are refused ("too many changes").
+    public static let maximumRevision = 9_000_000
 
     /// This status as an index event (keys: `customer`, `submitted_by`).
     public func indexEvent() -> IndexEvent {
@@ -110,6 +134,38 @@ public struct RentalStatus: Codable, Sendable, Equatable {
         case createdAt = "created_at", updatedAt = "updated_at", notifiedAt = "notified_at"
         case cancelRequestedAt = "cancel_requested_at", lastError = "last_error"
         case submittedBy = "submitted_by", submittedByName = "submitted_by_name"
+        case revision, change, price, waitlist
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        state = try container.decode(RentalState.self, forKey: .state)
+        customer = try container.decode(String.self, forKey: .customer)
+        contact = try container.decode(String.self, forKey: .contact)
+        size = try container.decode(String.self, forKey: .size)
+        from = try container.decode(CalendarDay.self, forKey: .from)
+        to = try container.decode(CalendarDay.self, forKey: .to)
+        unit = try container.decodeIfPresent(String.self, forKey: .unit)
+        site = try container.decodeIfPresent(String.self, forKey: .site)
+        reason = try container.decodeIfPresent(String.self, forKey: .reason)
+        alternative = try container.decodeIfPresent(Alternative.self, forKey: .alternative)
+        createdAt = try container.decode(Timestamp.self, forKey: .createdAt)
+        updatedAt = try container.decode(Timestamp.self, forKey: .updatedAt)
+        notifiedAt = try container.decodeIfPresent(Timestamp.self, forKey: .notifiedAt)
+        cancelRequestedAt = try container.decodeIfPresent(Timestamp.self, forKey: .cancelRequestedAt)
+        attempts = try container.decode(Int.self, forKey: .attempts)
+        lastError = try container.decodeIfPresent(String.self, forKey: .lastError)
+        submittedBy = try container.decode(UInt32.self, forKey: .submittedBy)
+        submittedByName = try container.decode(String.self, forKey: .submittedByName)
+        version = try container.decode(Int64.self, forKey: .version)
+        revision = try container.decodeIfPresent(Int.self, forKey: .revision) ?? 0
+        change = try container.decodeIfPresent(ChangeOutcome.self, forKey: .change)
+        price = try container.decodeIfPresent(RentalPrice.self, forKey: .price)
+        waitlist = try container.decodeIfPresent(WaitlistPlace.self, forKey: .waitlist)
+        guard (0...Self.maximumRevision).contains(revision) else {
+            throw DecodingError.dataCorruptedError(forKey: .revision, in: container, debugDescription: "revision \(revision) is out of range")
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -134,6 +190,10 @@ public struct RentalStatus: Codable, Sendable, Equatable {
         try container.encode(submittedBy, forKey: .submittedBy)
         try container.encode(submittedByName, forKey: .submittedByName)
         try container.encode(version, forKey: .version)
+        if revision != 0 { try container.encode(revision, forKey: .revision) }
+        try container.encodeIfPresent(change, forKey: .change)
+        try container.encodeIfPresent(price, forKey: .price)
+        try container.encodeIfPresent(waitlist, forKey: .waitlist)
     }
 }
 

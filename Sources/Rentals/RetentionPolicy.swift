@@ -32,8 +32,8 @@ public struct RetentionPolicy: Sendable, Equatable {
     public static func isFinished(_ status: RentalStatus) -> Bool {
         switch status.state {
         case .completed: true
-        case .rejected, .cancelled: status.notifiedAt != nil
-        case .received, .assigned, .confirmed: false
+        case .rejected, .cancelled, .expired: status.notifiedAt != nil
+        case .received, .assigned, .confirmed, .waitlisted: false
         }
     }
 

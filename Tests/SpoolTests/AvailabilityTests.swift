@@ -172,7 +172,7 @@ import Testing
             (try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier"),
              try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'rental' AND sql IS NOT NULL ORDER BY name"))
         }
-        #expect(migrations == ["v1", "v2-holdings-index", "v3-finished-index"])
+        #expect(migrations == ["v1", "v2-holdings-index", "v3-finished-index", "v4-waitlist-prices"])
         #expect(indexes == ["rental_ending", "rental_finished", "rental_span"])
         #expect(try service.store.assignments().map(\.request) == ["jan", "feb"])
         let january = RentalRequest(id: "r1", customer: "c", contact: "c@example.com", size: "S",
@@ -181,7 +181,7 @@ import Testing
         #expect(try service.decide(.allocate(january)) == .assigned(unit: "B"), "A is held in January; B is free and fits before February")
         // Reopening finds the migrated schema whole (the schema check) and migrates nothing again.
         let again = try AllocatorStore(spool: spool)
-        #expect(try again.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM grdb_migrations") } == 3)
+        #expect(try again.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM grdb_migrations") } == 4)
     }
 
     /// A day stored as text (only damage puts one there) is damage when a decision reads it:

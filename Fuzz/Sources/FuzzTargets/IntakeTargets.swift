@@ -116,7 +116,7 @@ extension FuzzTarget {
             let status = RentalStatus(received: request)
             violations.expect(RentalStatus(document: status.indexEvent().document) == status, "status of \(what) does not survive its document")
         }
-        if let command = roundTrip(AllocationCommand.self) { checkRequest(command.request, "allocation command") }
+        if let command = roundTrip(AllocationCommand.self), let request = command.request { checkRequest(request, "allocation command") }
         if let request = roundTrip(RentalRequest.self) { checkRequest(request, "idempotency record") }
         if let notification = roundTrip(CustomerNotification.self) {
             checkRequest(notification.request, "notification")
