@@ -88,8 +88,8 @@ public final class AllocationService: Sendable {
             return try allocate(request, now: now, db)
         case .cancel(let request, let requestedAt):
             return try cancel(request, requestedAt: requestedAt, existing: existing, now: now, db)
-        case .extend, .end:
-            return .refused(reason: "changes are not decided by this allocator yet")  // issue 11, engineer X
+        case .extend(let change), .end(let change):
+            return try decideChange(change, existing: existing, now: now, db)
         }
     }
 
@@ -173,12 +173,15 @@ public final class AllocationService: Sendable {
         status.state = .cancelled
         status.cancelRequestedAt = Timestamp(milliseconds: requestedAt)
         status.updatedAt = Timestamp(milliseconds: now)
-        status.version = RentalStatus.version(step: 4)
+        status.version = RentalStatus.version(revision: status.revision, step: 4)
         status.attempts = 0
         status.lastError = nil
         try db.execute(sql: "UPDATE rental SET state = 'cancelled', status = ?, updated_at = ? WHERE request_id = ?",
                        arguments: [status.jsonText(), now, request.id])
-        try enqueueOutbox(status, CustomerNotification(kind: .cancellation, request: request, unit: status.unit, site: status.site, decidedAt: now), db)
+        // After a change (revision > 0) the notification carries the status (`-r<revision>` id).
+        let notification = status.revision == 0 ? CustomerNotification(kind: .cancellation, request: request, unit: status.unit, site: status.site, decidedAt: now)
+            : CustomerNotification(decided: status, decidedAt: now)!
+        try enqueueOutbox(status, notification, db)
         return .cancelled
     }
 
@@ -193,7 +196,7 @@ public final class AllocationService: Sendable {
                 guard var status = RentalStatus(document: try row.decode(String.self, forColumn: "status")) else { continue }
                 status.state = .completed
                 status.updatedAt = Timestamp(milliseconds: now)
-                status.version = RentalStatus.version(step: 6)
+                status.version = RentalStatus.version(revision: status.revision, step: 6)
                 try db.execute(sql: "UPDATE rental SET state = 'completed', status = ?, updated_at = ? WHERE request_id = ?",
                                arguments: [status.jsonText(), now, try row.decode(String.self, forColumn: "request_id")])
                 try db.execute(sql: "INSERT INTO outbox (kind, payload) VALUES ('journal', ?)", arguments: [Data(status.indexEvent().encoded())])
@@ -202,14 +205,14 @@ public final class AllocationService: Sendable {
         }
     }
 
-    private func insertRental(_ request: RentalRequest, unit: String?, status: RentalStatus, now: Int64, _ db: Database) throws {
+    func insertRental(_ request: RentalRequest, unit: String?, status: RentalStatus, now: Int64, _ db: Database) throws {
         try db.execute(sql: """
             INSERT INTO rental (request_id, state, unit_id, start_day, end_day, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
             """, arguments: [request.id, status.state == .assigned ? "assigned" : status.state.rawValue, unit,
                              request.period.start.daysSinceEpoch, request.period.end.daysSinceEpoch, status.jsonText(), now])
     }
 
-    private func enqueueOutbox(_ status: RentalStatus, _ notification: CustomerNotification, _ db: Database) throws {
+    func enqueueOutbox(_ status: RentalStatus, _ notification: CustomerNotification, _ db: Database) throws {
         try db.execute(sql: "INSERT INTO outbox (kind, payload) VALUES ('journal', ?)", arguments: [Data(status.indexEvent().encoded())])
         try db.execute(sql: "INSERT INTO outbox (kind, item_id, payload) VALUES ('notify', ?, ?)",
                        arguments: [notification.eventId, Data(canonicalJSON(notification))])
