@@ -28,7 +28,14 @@ import Spool
 extension AllocationService {
     /// Decides `change` for the rental row `existing` (nil: none) in `db`.
     func decideChange(_ change: RentalChange, existing: Row?, now: Int64, _ db: Database) throws -> Decision {
-        guard let existing else { return .refused(reason: "request \(change.request) has no rental to change") }
+        guard let existing else {
+            // Nothing to record: the key goes again, so a change never leaves a key without a
+            // row (the retention pruning would take it for a tombstone), and a redelivery finds
+            // no row again and decides the same.
+            let command: AllocationCommand = change.kind == .extend ? .extend(change) : .end(change)
+            try db.execute(sql: "DELETE FROM processed WHERE key = ?", arguments: [command.idempotencyKey])
+            return .refused(reason: "request \(change.request) has no rental to change")
+        }
         let state = try existing.decode(String.self, forColumn: "state")
         guard state == "assigned" else { return .refused(reason: "request \(change.request) is \(state): only an assigned rental can be changed") }
         guard var status = RentalStatus(document: try existing.decode(String.self, forColumn: "status")),

@@ -46,7 +46,9 @@ public enum MessageRenderer {
             if let unit = notification.unit { body.append("  Unit:    \(clean(unit)) (released)") }
             if let site = notification.site { body.append("  Site:    \(clean(site))") }
             body += ["  Size:    \(size)", "  Period:  \(period)"]
-        case .waitlisted, .expiry, .extension, .extensionRefused, .end:
+        case .extension, .extensionRefused, .end:
+            (subject, body) = changeText(notification)
+        case .waitlisted, .expiry:
             // Issue 11: each kind gets its own text in MessageRenderer+<Feature>.swift.
             subject = "Rental request \(notification.kind.rawValue) [request \(request.id)]"
             body = ["Your rental request \(request.id): \(notification.kind.rawValue).", ""]
