@@ -133,11 +133,15 @@ public final class AllocationService: Sendable {
         status.updatedAt = Timestamp(milliseconds: now)
         status.version = RentalStatus.version(step: 2)
         if let unit = try Availability.bestUnit(size: request.size, period: request.period, db) {
+            let quote = try PriceBook.quotation(size: request.size, site: unit.site, period: request.period, currency: configuration.currency, db)
+            if case .unpriceable(let reason) = quote { return try refuseUnpriceable(request, status: status, reason: reason, now: now, db) }
             status.state = .assigned
             status.unit = unit.id
             status.site = unit.site
+            status.price = quote.price
             try insertRental(request, unit: unit.id, status: status, now: now, db)
-            try enqueueOutbox(status, CustomerNotification(kind: .confirmation, request: request, unit: unit.id, site: unit.site, decidedAt: now), db)
+            try PriceBook.record(status.price, request: request.id, db)
+            try enqueueOutbox(status, Self.confirmation(status, request: request, decidedAt: now), db)
             return .assigned(unit: unit.id)
         }
         var alternative = Alternative()
