@@ -1,8 +1,7 @@
 import GRDB
 import Rentals
 
-/// What the change saga needs from availability (A), prices (P) and the waiting list (W), in one
-/// place: each is a call into the owner's API.
+/// What the change saga takes from availability, prices and the waiting list, in one place.
 extension AllocationService {
     /// The price of an extension, or why it is refused.
     enum ChangePrice {
@@ -12,34 +11,41 @@ extension AllocationService {
         case refused(String)
     }
 
-    /// True when `unit` holds no assigned rental but `request`'s overlapping `period`.
+    /// True when `unit` is in service and holds no assigned rental but `request`'s overlapping
+    /// `period` (``Availability/isUnitFree(_:period:excluding:_:)``).
     func unitIsFree(_ unit: String, period: RentalPeriod, excluding request: String, _ db: Database) throws -> Bool {
-        // X: until fix11/availability lands: Availability.isUnitFree(unit, period:, excluding:, db)
-        try Bool.fetchOne(db, sql: """
-            SELECT 1 FROM rental WHERE state = 'assigned' AND unit_id = ? AND request_id <> ? AND start_day < ? AND end_day > ?
-            """, arguments: [unit, request, period.end.daysSinceEpoch, period.start.daysSinceEpoch]) != true
+        try Availability.isUnitFree(unit, period: period, excluding: request, db)
     }
 
     /// The price of the rental in `status` extended to `day`: its lines plus one for
-    /// `[status.to, day)` at the rate in force now. An unpriced rental stays unpriced.
+    /// `[status.to, day)` at the rate in force now for its size and site, in the currency it was
+    /// agreed in (``PriceBook/current(size:site:currency:_:)``). An unpriced rental stays
+    /// unpriced; a priced one with no rate in force now, or whose amount would overflow, is
+    /// refused (never extended for free).
     func extendedPrice(_ status: RentalStatus, to day: CalendarDay, _ db: Database) throws -> ChangePrice {
-        guard status.price != nil else { return .priced(nil) }
-        // X: until fix11/prices lands: PriceBook.current + RentalPrice.extended(to:at:)
-        return .refused("prices are not supported by this allocator yet")
+        guard let price = status.price else { return .priced(nil) }
+        guard let rate = try PriceBook.current(size: status.size, site: status.site ?? "", currency: price.currency, db) else {
+            return .refused("no \(price.currency) rate is in force for size \(status.size) at \(status.site ?? "its site"), so the added days cannot be priced")
+        }
+        guard let extended = price.extended(to: day, at: rate) else {
+            return .refused("the added days cannot be priced (the amount is out of range)")
+        }
+        return .priced(extended)
     }
 
-    /// `price` cut to end on `day` (the cut line re-priced).
+    /// `price` cut to end on `day` (``RentalPrice/ended(on:)``: the cut line re-priced).
     func endedPrice(_ price: RentalPrice?, on day: CalendarDay) -> RentalPrice? {
-        price  // X: until fix11/prices lands: price?.ended(on: day)
+        price?.ended(on: day)
     }
 
-    /// Records the rental's agreed price in the store's columns.
+    /// Records the rental's agreed price in the store's columns (``PriceBook/record(_:request:_:)``).
     func recordPrice(_ price: RentalPrice?, request: String, _ db: Database) throws {
-        // X: until fix11/prices lands: PriceBook.record(price, request: request, db)
+        try PriceBook.record(price, request: request, db)
     }
 
-    /// Offers the days an end freed to the waiting list (same transaction).
-    func promoteAfterEnd(_ status: RentalStatus, today: CalendarDay, now: Int64, _ db: Database) throws {
-        // X: until fix11/waitlist lands: Waitlist.promote(size: status.size, site: status.site, today:, now:, configuration:, db)
+    /// Offers the days an end freed on the rental's unit to the waiting list, in this
+    /// transaction (``promoteAfterRelease(unit:now:_:)``).
+    func promoteAfterEnd(_ status: RentalStatus, now: Int64, _ db: Database) throws {
+        try promoteAfterRelease(unit: status.unit, now: now, db)
     }
 }

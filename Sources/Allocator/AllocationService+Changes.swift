@@ -48,7 +48,7 @@ extension AllocationService {
             return .refused(reason: "too many changes")
         }
         let previous = status
-        let today = changeToday(now: now)
+        let today = self.today(now: now)
         var refusal: String?
         switch change.kind {
         case .extend:
@@ -95,7 +95,7 @@ extension AllocationService {
         if let refusal { return .refused(reason: refusal) }
         if change.kind == .end {
             // The freed days [day, previous to) go to the waiting list in this transaction.
-            try promoteAfterEnd(status, today: today, now: now, db)
+            try promoteAfterEnd(status, now: now, db)
         }
         return .changed(status)
     }
@@ -133,11 +133,6 @@ extension AllocationService {
         if change.day <= status.from { return "an end on or before the first day \(status.from) is a cancel: use spoolctl cancel" }
         if change.day < today { return "\(change.day) has passed (today is \(today))" }
         return nil
-    }
-
-    /// The day of the store's text of time `now` (the allocator's today).
-    func changeToday(now: Int64) -> CalendarDay {
-        CalendarDay.today()  // X: W's `AllocationService.today(now:)` once fix11/waitlist is merged
     }
 
     /// When the notification of the decided status `status` was delivered (its delivery

@@ -40,6 +40,6 @@ extension MessageRenderer {
 
     /// `EUR 79.00`.
     static func money(_ minor: Int64, _ currency: String) -> String {
-        "\(currency) \(minor)"  // X: Currency.format(Money(minor:currency:)) once fix11/prices is merged
+        clean(Currency.format(Money(minor: minor, currency: currency)))
     }
 }

@@ -88,7 +88,10 @@ public final class NotificationService: Sendable {
     func status(after notification: CustomerNotification, current: RentalStatus?, notifiedAt: Timestamp?,
                 failure: String?, attempts: Int) -> RentalStatus {
         if let decided = notification.status {
-            return Self.status(after: decided, kind: notification.kind, notifiedAt: notifiedAt, failure: failure, attempts: attempts)
+            var status = Self.status(after: decided, kind: notification.kind, notifiedAt: notifiedAt, failure: failure, attempts: attempts)
+            // A cancel requested after the decision (journaled by the front door) stays visible.
+            if status.state != .cancelled { status.cancelRequestedAt = decided.cancelRequestedAt ?? current?.cancelRequestedAt }
+            return status
         }
         var status = RentalStatus(received: notification.request)
         status.unit = notification.unit

@@ -10,16 +10,21 @@ extension CustomerNotification {
     ///   `completed` (no notification) and for a status whose period is not a period.
     /// - Event id: ``eventID(request:kind:revision:)`` at the status's revision, so each revision
     ///   has its own delivery record and a redelivery of the same decision has the same id.
-    /// - At revision 0 a confirmation, rejection or cancellation is byte-identical to the one
-    ///   queued before issue 11 (no ``status``: the notifier rebuilds the status from the
-    ///   request); every other notification carries `status`, from which the notifier starts.
+    /// - At revision 0 an unpriced confirmation, rejection or cancellation is byte-identical to
+    ///   the one queued before issue 11 (no ``status``: the notifier rebuilds the status from the
+    ///   request); every other notification (a priced one too, so the notifier keeps the price)
+    ///   carries `status`, from which the notifier starts.
     ///
     /// `request` is rebuilt from the status (its current period, not the one first asked for).
     public init?(decided status: RentalStatus, decidedAt: Int64) {
         guard let kind = Self.kind(decided: status), let period = RentalPeriod(start: status.from, end: status.to) else { return nil }
+        // A waiting request (and a promoted one: a confirmation above revision 0 without a
+        // change) asked to wait, at the site its status names while it waits.
+        let waited = kind == .waitlisted || kind == .expiry || (kind == .confirmation && status.revision > 0)
         let request = RentalRequest(id: status.id, customer: status.customer, contact: status.contact, size: status.size,
                                     period: period, submittedBy: status.submittedBy, submittedByName: status.submittedByName,
-                                    createdAt: status.createdAt.milliseconds)
+                                    createdAt: status.createdAt.milliseconds,
+                                    site: kind == .waitlisted || kind == .expiry ? status.site : nil, waitlist: waited)
         switch kind {
         case .rejection:
             self.init(kind: kind, request: request, reason: status.reason, alternative: status.alternative, decidedAt: decidedAt)
@@ -30,7 +35,7 @@ extension CustomerNotification {
         }
         eventId = Self.eventID(request: status.id, kind: kind, revision: status.revision)
         let firstDecision: Set<Kind> = [.confirmation, .rejection, .cancellation]
-        if status.revision != 0 || !firstDecision.contains(kind) { self.status = status }
+        if status.revision != 0 || !firstDecision.contains(kind) || status.price != nil { self.status = status }
     }
 
     /// The kind of notification a decided `status` calls for; nil when none.

@@ -75,7 +75,7 @@ struct ChangeRun {
     }
 
     static func money(_ minor: Int64, _ currency: String) -> String {
-        "\(currency) \(minor)"  // X: Currency.format(Money(minor:currency:)) once fix11/prices is merged
+        Currency.format(Money(minor: minor, currency: currency))
     }
 }
 
