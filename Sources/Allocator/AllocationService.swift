@@ -136,21 +136,25 @@ public final class AllocationService: Sendable {
         var status = RentalStatus(received: request)
         status.updatedAt = Timestamp(milliseconds: now)
         status.version = RentalStatus.version(step: 2)
-        if let unit = try Waitlist.bestUnit(size: request.size, period: request.period, site: request.site, db) {
+        if let unit = try Availability.bestUnit(size: request.size, period: request.period, site: request.site, db) {
+            let quote = try PriceBook.quotation(size: request.size, site: unit.site, period: request.period, currency: configuration.currency, db)
+            if case .unpriceable(let reason) = quote { return try refuseUnpriceable(request, status: status, reason: reason, now: now, db) }
             status.state = .assigned
             status.unit = unit.id
             status.site = unit.site
+            status.price = quote.price
             try insertRental(request, unit: unit.id, status: status, now: now, db)
-            try enqueueOutbox(status, CustomerNotification(kind: .confirmation, request: request, unit: unit.id, site: unit.site, decidedAt: now), db)
+            try PriceBook.record(status.price, request: request.id, db)
+            try enqueueOutbox(status, Self.confirmation(status, request: request, decidedAt: now), db)
             return .assigned(unit: unit.id)
         }
         var alternative = Alternative()
         for size in BestFit.alternativeSizes(to: request.size, in: configuration.sizes)
-        where try Availability.hasFreeUnit(size: size, period: request.period, db) {
+        where try Availability.hasFreeUnit(size: size, period: request.period, site: request.site, db) {
             alternative.size = size
             break
         }
-        alternative.earliestStart = try Availability.earliestStart(size: request.size, period: request.period, db)
+        alternative.earliestStart = try Availability.earliestStart(size: request.size, period: request.period, site: request.site, db)
         var reason = "no \(request.size) unit is free for the whole period \(request.period.start) to \(request.period.end)"
         var offers: [String] = []
         if let size = alternative.size { offers.append("size \(size) is free for that period") }
