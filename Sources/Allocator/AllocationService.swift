@@ -136,7 +136,7 @@ public final class AllocationService: Sendable {
         var status = RentalStatus(received: request)
         status.updatedAt = Timestamp(milliseconds: now)
         status.version = RentalStatus.version(step: 2)
-        if let unit = try Waitlist.bestUnit(size: request.size, period: request.period, site: request.site, db) {
+        if let unit = try Availability.bestUnit(size: request.size, period: request.period, site: request.site, db) {
             let quote = try PriceBook.quotation(size: request.size, site: unit.site, period: request.period, currency: configuration.currency, db)
             if case .unpriceable(let reason) = quote { return try refuseUnpriceable(request, status: status, reason: reason, now: now, db) }
             status.state = .assigned
@@ -150,11 +150,11 @@ public final class AllocationService: Sendable {
         }
         var alternative = Alternative()
         for size in BestFit.alternativeSizes(to: request.size, in: configuration.sizes)
-        where try Availability.hasFreeUnit(size: size, period: request.period, db) {
+        where try Availability.hasFreeUnit(size: size, period: request.period, site: request.site, db) {
             alternative.size = size
             break
         }
-        alternative.earliestStart = try Availability.earliestStart(size: request.size, period: request.period, db)
+        alternative.earliestStart = try Availability.earliestStart(size: request.size, period: request.period, site: request.site, db)
         var reason = "no \(request.size) unit is free for the whole period \(request.period.start) to \(request.period.end)"
         var offers: [String] = []
         if let size = alternative.size { offers.append("size \(size) is free for that period") }

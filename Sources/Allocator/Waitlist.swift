@@ -27,7 +27,7 @@ import Spool
 ///
 /// **Cost.** A promotion reads the waiting rows of the size (and compatible site) in order, one
 /// index range (`waitlist_fcfs`), and for each row with a start after today asks whether a freed
-/// unit is free for its period (two index seeks in `rental_span`, ``promote(freed:today:now:configuration:_:)``)
+/// unit is free for its period (index seeks in `rental_span`, ``promote(freed:today:now:configuration:_:)``)
 /// or, without freed units named, runs best fit over the size's units (``promote(size:site:today:now:configuration:_:)``:
 /// two seeks per in-service unit of the size and site). So a release costs O(W) seeks with W the
 /// requests waiting for that size (plus a best fit per promoted request), and O(W × U) without
@@ -97,10 +97,15 @@ enum Waitlist {
             if let freed {
                 // Saturation: only a freed unit can take it. Cheap test first.
                 let candidates = freed.filter { entry.site == nil || entry.site == $0.site }
-                guard try candidates.contains(where: { try isFree($0.id, entry.period, db) }) else { continue }
+                guard try candidates.contains(where: { try Availability.isUnitFree($0.id, period: entry.period, excluding: entry.request, db) })
+                else { continue }
             }
             guard let unit = try bestUnit(size: size, period: entry.period, site: entry.site ?? site, db) else { continue }
-            if try assign(entry, unit: unit, now: now, configuration: configuration, db) { promoted.append(entry.request) }
+            // Priced at promotion, at the rate in force now (OQ-10); a period that cannot be
+            // priced (a rate written around spoolctl's limit) does not fit: it stays waiting.
+            let quote = try PriceBook.quotation(size: size, site: unit.site, period: entry.period, currency: configuration.currency, db)
+            if case .unpriceable = quote { continue }
+            if try assign(entry, unit: unit, price: quote.price, now: now, db) { promoted.append(entry.request) }
         }
         return promoted
     }
@@ -118,34 +123,14 @@ enum Waitlist {
         }
     }
 
-    /// Whether unit `id` holds no assigned rental overlapping `period`: the holding with the
-    /// latest start before `period.end` is the only one that can (the store's invariant).
-    static func isFree(_ id: String, _ period: RentalPeriod, _ db: Database) throws -> Bool {
-        let end = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT end_day FROM rental WHERE state = 'assigned' AND unit_id = ? AND start_day < ? ORDER BY start_day DESC LIMIT 1
-            """), arguments: [id, period.end.daysSinceEpoch])
-        guard let end else { return true }
-        return try AllocatorStore.day(end, "end_day") <= period.start
-    }
-
     /// Best fit among the in-service units of `size` at `site` (nil: any site).
     static func bestUnit(size: String, period: RentalPeriod, site: String?, _ db: Database) throws -> StorageUnit? {
-        guard let site else { return try Availability.bestUnit(size: size, period: period, db) }
-        // Until Availability.bestUnit(size:period:site:_:) lands: best fit over the site's units.
-        let units = try StorageUnit.fetchAll(db, sql: "SELECT id, size, site, in_service FROM unit WHERE size = ? AND site = ? AND in_service = 1",
-                                             arguments: [size, site])
-        var candidates: [BestFit.Candidate] = []
-        for unit in units {
-            let holdings = try Row.fetchAll(db, sql: "SELECT start_day, end_day FROM rental WHERE state = 'assigned' AND unit_id = ?",
-                                            arguments: [unit.id]).map { try AllocatorStore.period($0) }
-            candidates.append(BestFit.Candidate(unit: unit, holdings: holdings))
-        }
-        return BestFit.choose(for: period, among: candidates)
+        try Availability.bestUnit(size: size, period: period, site: site, db)
     }
 
-    /// Promotes `entry` onto `unit` (free for its period: the caller checked). False when its
-    /// rental reached the revision cap (it stays waiting).
-    private static func assign(_ entry: Entry, unit: StorageUnit, now: Int64, configuration: SystemConfiguration, _ db: Database) throws -> Bool {
+    /// Promotes `entry` onto `unit` (free for its period: the caller checked) at `price`. False
+    /// when its rental reached the revision cap (it stays waiting).
+    private static func assign(_ entry: Entry, unit: StorageUnit, price: RentalPrice?, now: Int64, _ db: Database) throws -> Bool {
         var status = try waitingStatus(entry.request, db)
         guard status.revision < RentalStatus.maximumRevision else { return false }
         status.state = .assigned
@@ -160,10 +145,10 @@ enum Waitlist {
         status.revision += 1
         status.version = RentalStatus.version(revision: status.revision, step: 2)
         status.updatedAt = Timestamp(milliseconds: now)
-        // Priced at promotion, at the rate in force now (OQ-10).
-        status.price = nil  // PriceBook.quote once fix11/prices lands
+        status.price = price
         try db.execute(sql: "UPDATE rental SET state = 'assigned', unit_id = ?, status = ?, updated_at = ? WHERE request_id = ?",
                        arguments: [unit.id, status.jsonText(), now, entry.request])
+        try PriceBook.record(price, request: entry.request, db)
         try remove(entry.request, db)
         var notification = CustomerNotification(kind: .confirmation, request: request(of: status, site: entry.site),
                                                 unit: unit.id, site: unit.site, decidedAt: now)

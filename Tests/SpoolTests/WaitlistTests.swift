@@ -282,4 +282,27 @@ import Testing
         #expect(try service.dailyPass(today: CalendarDay(iso: "2099-02-01")!, now: 1).completed == 1)
         #expect(try stored(service, "waiter").status.version == RentalStatus.version(revision: 1, step: 6))
     }
+
+    @Test func aPromotionIsPricedAtTheRateInForceWhenItIsMade() throws {
+        let (_, spool) = try makeSpool()
+        var configuration = SystemConfiguration()
+        configuration.currency = "EUR"
+        let service = try AllocationService(spool: spool, configuration: configuration, logger: Logger(label: "test"))
+        try service.store.addUnits([unit("U")], sizes: SizeClass.defaults)
+        try service.store.write { db in try PriceBook.set(size: "S", site: nil, monthlyMinor: 5000, currency: "EUR", by: "root", now: 1, db) }
+        let holder = request("holder", "2099-01-01", "2099-03-01", waitlist: false)
+        #expect(try service.decide(.allocate(holder)) == .assigned(unit: "U"))
+        #expect(try service.decide(.allocate(request("waiter", "2099-01-01", "2099-03-01"))) == .waitlisted)
+        #expect(try stored(service, "waiter").status.price == nil, "no price while waiting")
+        try service.store.write { db in try PriceBook.set(size: "S", site: nil, monthlyMinor: 7000, currency: "EUR", by: "root", now: 2, db) }
+        #expect(try service.decide(.cancel(holder, requestedAt: 1)) == .cancelled)
+        let promoted = try stored(service, "waiter").status
+        #expect(promoted.price?.totalMinor == 14000 && promoted.price?.lines.first?.monthlyRateMinor == 7000)
+        let column = try service.store.read { db in
+            try Row.fetchOne(db, sql: "SELECT currency, amount_minor FROM rental WHERE request_id = 'waiter'")
+        }
+        #expect(column?["currency"] == "EUR" && column?["amount_minor"] == 14000 as Int64)
+        let message = try #require(try notifications(service).last)
+        #expect(message.status?.price == promoted.price)
+    }
 }
