@@ -84,6 +84,7 @@ extension RentalStatus {
             ("period", "\(from) until \(to)"), ("unit", unit.map { u in site.map { "\(u) at \($0)" } ?? u } ?? "-"),
         ]
         if let reason { lines.append(("reason", reason)) }
+        if let price { lines.append(("price", price.summary)) }
         if let cancelRequestedAt { lines.append(("cancel requested", cancelRequestedAt.description)) }
         lines.append(("notified", notifiedAt?.description ?? "-"))
         if attempts > 0 { lines.append(("attempts", String(attempts))) }

@@ -118,6 +118,8 @@ import Testing
         let extended = try #require(booked.extended(to: day("2027-05-01"), at: 9900))
         #expect(extended.lines.count == 2 && extended.lines[1] == PriceLine(from: day("2027-04-01"), to: day("2027-05-01"), monthlyRateMinor: 9900, amountMinor: 9900))
         #expect(extended.totalMinor == 33600)
+        #expect(booked.summary == "EUR 237.00 (EUR 79.00 per month)")
+        #expect(extended.summary == "EUR 336.00 (EUR 79.00 per month, from 2027-04-01 EUR 99.00)")
         #expect(booked.extended(to: day("2027-04-01"), at: 9900) == nil, "not later")
         #expect(booked.extended(to: day("2027-05-01"), at: Int64.max) == nil, "overflowing total")
         // End inside the extension: the booking stands, the extension line is cut to 15 days.

@@ -43,6 +43,8 @@ import Testing
         system.stop("spool-allocator")
         try system.start("spool-allocator")
         #expect(try system.status(first).price == agreed)
+        let shown = try system.ctl("status", first).output
+        #expect(shown.split(separator: "\n").contains { $0.hasPrefix("price ") && $0.hasSuffix("  EUR 237.00 (EUR 79.00 per month)") }, "\(shown)")
         #expect(try messages(system, "alice@example.com") == mail)
         // A new booking gets the new rate.
         let second = try system.submit(customer: "bob@example.com", size: "M", from: "2099-01-01", to: "2099-02-01", extra: ["--wait", "30"])
