@@ -186,4 +186,24 @@ import Testing
         #expect(ended?.lines.last == PriceLine(from: CalendarDay(iso: "2099-03-01")!, to: CalendarDay(iso: "2099-03-16")!, monthlyRateMinor: 8000, amountMinor: 4000))
         #expect(ended?.totalMinor == 14000)
     }
+
+    /// The result of a queued change that cannot be written (a full disk) exits 74 and says the
+    /// change is queued all the same; a retry by hand then changes nothing.
+    @Test func aChangeWhoseAnswerCannotBeWrittenSaysItIsQueued() throws {
+        let system = try SystemFixture()
+        try system.addUnits([("A-1", "S")])
+        try system.startBoth()
+        let id = try held(system, from: "2099-01-01", to: "2099-02-01")
+        let result = try OutputFailureTests.ctl(system, ">/dev/full", ["extend", id, "--to", "2099-03-01"])
+        #expect(result.status == 74 && result.errors.contains("the extend of request \(id) is queued (change "), "\(result.errors)")
+        #expect(system.eventually { (try? system.status(id).to) == CalendarDay(iso: "2099-03-01") })
+        let retry = try system.ctl("extend", id, "--to", "2099-03-01")
+        #expect(retry.status == 0 && retry.output.contains("already runs until 2099-03-01"))
+        #expect(try system.status(id).revision == 1)
+        // A cancelled rental cannot change (65), and a change racing a cancel is answered, not left waiting.
+        #expect(try system.ctl("cancel", id).status == 0)
+        _ = try system.waitFor(id, .cancelled)
+        let late = try system.ctl("end", id, "--on", "2099-02-10", "--wait", "5")
+        #expect(late.status == 65 && late.errors.contains("is cancelled"), "\(late.errors)")
+    }
 }
