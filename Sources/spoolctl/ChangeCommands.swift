@@ -150,3 +150,11 @@ struct End: ParsableCommand {
         try ChangeRun(global: global, kind: .end, id: id, dayText: on, option: "--on", wait: wait).run()
     }
 }
+
+extension ChangeOutcome {
+    /// One line for `spoolctl status`: `extend to 2099-03-01: refused (unit A-1 is taken from 2099-02-15)`.
+    var summary: String {
+        let outcome = applied ? "applied" : "refused (\(reason ?? "no reason given"))"
+        return "\(kind == .extend ? "extend to" : "end on") \(day): \(outcome), was until \(previousTo)"
+    }
+}

@@ -77,6 +77,8 @@ import Testing
         let text = try system.ctl("extend", first, "--to", "2099-03-01", "--wait", "20")
         #expect(text.status == 0 && text.output.contains("request \(first) not extended: unit A-1 is taken from 2099-02-15; the rental is unchanged: unit A-1 until 2099-02-01"),
                 "\(text.output) \(text.errors)")
+        let details = try system.ctl("status", first).output
+        #expect(details.contains("extend to 2099-03-01: refused (unit A-1 is taken from 2099-02-15), was until 2099-02-01"), "\(details)")
         let fits = try system.ctl("extend", first, "--to", "2099-02-15", "--wait", "20")
         #expect(fits.status == 0 && fits.output.contains("request \(first) extended: unit A-1 until 2099-02-15"), "\(fits.output) \(fits.errors)")
         let again = try system.ctl("extend", first, "--to", "2099-02-15")
