@@ -70,7 +70,9 @@ struct AvailabilityCommand: ParsableCommand {
                        _ global: GlobalOptions) throws -> AvailabilityAnswer {
         let asOf = Timestamp.now()
         do {
-            let reader = try StoreReader(spool: try Spool(path: configuration.spoolRoot))
+            // The spool as every command opens it (its layout made if missing, as `units list`
+            // does); the store itself is never created or written.
+            let reader = try StoreReader(spool: try Spool(path: configuration.spoolRoot, create: true))
             let currency: String? = reader.schemaAtLeastV4 ? Self.currency(configuration) : nil
             let (known, sites) = try reader.read { db in
                 (try AvailabilityQuery.sites(db), try AvailabilityQuery.answer(size: size, period: period, site: site, currency: currency, db))
