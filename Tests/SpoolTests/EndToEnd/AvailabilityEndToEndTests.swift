@@ -197,6 +197,11 @@ import Testing
         #expect(sites?.count == 1 && sites?.first?["free"] as? Int == 1 && sites?.first?["price"] is NSNull, "\(result.output)")
         let migrations = try DatabaseQueue(path: path).read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
         #expect(migrations.count == 3, "availability migrated the store")
+        #expect(try old.ctl("help", "availability").output.contains("can still be rejected"))
+        #expect(try old.ctl("help", "availability").output.contains("submit --waitlist"))
+        try Data().write(to: URL(fileURLWithPath: path))
+        let empty = try old.ctl("availability", "--size", "M", "--from", "2099-01-01", "--months", "1")
+        #expect(empty.status == 65 && empty.errors.contains("damaged"), "a zero-length store: \(empty.status) \(empty.errors)")
     }
 }
 
