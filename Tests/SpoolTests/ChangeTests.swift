@@ -249,4 +249,23 @@ import Testing
         #expect(texts[1].contains("Your rental is unchanged: unit U until 2099-02-15"))
         #expect(texts[2].contains("Subject: Rental ends on 2099-02-10") && texts[2].contains("released from 2099-02-10"))
     }
+
+    /// A priced rental's cancellation, at revision 0 too, carries its status: the notifier's
+    /// rebuild from the request would drop the price from the status it journals.
+    @Test func aPricedCancellationKeepsItsPrice() throws {
+        var configuration = SystemConfiguration()
+        configuration.currency = "EUR"
+        let (service, _) = try service(configuration: configuration)
+        try service.store.write { db in
+            try PriceBook.set(size: "S", site: nil, monthlyMinor: 5000, currency: "EUR", by: "root", now: 1, db)
+        }
+        _ = try service.decide(.allocate(request("r1", "2099-01-01", "2099-02-01")))
+        _ = try service.decide(.cancel(request("r1", "2099-01-01", "2099-02-01"), requestedAt: 2))
+        let cancellation = try #require(try notifications(service).last)
+        #expect(cancellation.kind == .cancellation && cancellation.eventId == "r1-cancellation")
+        #expect(cancellation.status?.price?.totalMinor == 5000)
+        let decided = try #require(cancellation.status)
+        let delivered = NotificationService.status(after: decided, kind: .cancellation, notifiedAt: Timestamp(milliseconds: 3), failure: nil, attempts: 0)
+        #expect(delivered.price?.totalMinor == 5000 && delivered.version == RentalStatus.version(step: 5))
+    }
 }
