@@ -147,6 +147,8 @@ import Testing
         _ = try service.decide(.allocate(request("r3", "2000-01-01", "2000-02-01")))
         let past = try service.decide(change(.end, "r3", "2000-01-15"))
         #expect(past == .refused(reason: "2000-01-15 has passed (today is \(service.today()))"))
+        // An extension of a rental that has ended (not yet completed by the daily pass) is refused.
+        #expect(try service.decide(change(.extend, "r3", "2000-03-01")) == .refused(reason: "the rental ended on 2000-02-01 (today is \(service.today())): submit a new request"))
     }
 
     @Test func twoExtensionsInFlightAreDecidedInOrder() throws {
@@ -183,9 +185,9 @@ import Testing
         _ = try index.apply([cancelled, again, extended, confirmed, againDelivered, firstDelivered].map { $0.indexEvent() })
         #expect(try index.entity("r1")?.state == "cancelled")
         // A completion after an extension outranks it too.
-        _ = try service.decide(.allocate(request("r2", "2000-01-01", "2000-01-10")))
-        guard case .changed(let old) = try service.decide(change(.extend, "r2", "2000-01-20")) else { Issue.record("refused"); return }
-        #expect(try service.dailyPass(today: CalendarDay(iso: "2000-02-01")!, now: 9).completed == 1)
+        _ = try service.decide(.allocate(request("r2", "2099-05-01", "2099-05-10")))
+        guard case .changed(let old) = try service.decide(change(.extend, "r2", "2099-05-20")) else { Issue.record("refused"); return }
+        #expect(try service.dailyPass(today: CalendarDay(iso: "2099-06-01")!, now: 9).completed == 1)
         let completed = try storedStatus(service, "r2")
         #expect(completed.state == .completed && completed.version == RentalStatus.version(revision: 1, step: 6))
         #expect(old.afterDelivery(of: .extension, notifiedAt: Timestamp(milliseconds: 10), failure: nil, attempts: 0).version < completed.version)
