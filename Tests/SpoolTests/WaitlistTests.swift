@@ -376,4 +376,16 @@ import Testing
         try service.drainOutbox()
         #expect(try service.requeueLostItems(spool: spool).commands.isEmpty, "decided: not queued again")
     }
+
+    @Test func theFrontDoorChecksASitesSyntax() throws {
+        func form(_ site: String) -> RentalForm {
+            RentalForm(customer: "c1", contact: "+4915112345678", size: "S", from: "2099-01-01", months: 1, site: site, waitlist: true)
+        }
+        let configuration = SystemConfiguration()
+        #expect(try form("Site S").validate(configuration).size.name == "S")
+        #expect(try form(String(repeating: "é", count: 64)).validate(configuration).size.name == "S")
+        for bad in ["", String(repeating: "x", count: 65), "a\nb", "main\u{1b}[2J", "tab\there", "a\u{85}b", "a\u{2028}b"] {
+            #expect(throws: IntakeError.self, "\(bad.debugDescription)") { try form(bad).validate(configuration) }
+        }
+    }
 }
