@@ -157,12 +157,31 @@ import Testing
         #expect(json.status == 0)
         let status = try JSONDecoder().decode(RentalStatus.self, from: Data(json.output.utf8))
         #expect(status.state == .waitlisted && status.waitlist?.position == 2)
-        // Another site waits for units there only; a bad site is refused before anything is queued.
-        let elsewhere = try system.submit(size: "S", from: "2099-01-05", to: "2099-01-25", extra: ["--site", "North"])
-        #expect(try system.waitFor(elsewhere, .rejected).reason?.contains("no S unit is free") == true)
+        // A site without any unit (a typo) is refused before anything is queued, as a bad one.
+        let elsewhere = try system.ctl("submit", "--customer", Self.customer, "--contact", Self.customer, "--size", "S",
+                                       "--from", "2099-01-05", "--months", "1", "--waitlist", "--site", "Site Z")
+        #expect(elsewhere.status == 65 && elsewhere.errors.contains("no unit is at that site; the sites are \"Site S\""), "\(elsewhere.errors)")
+        #expect(try system.json([RentalStatus].self, "list").count == 3, "nothing queued")
         let bad = try system.ctl("submit", "--customer", Self.customer, "--contact", Self.customer, "--size", "S",
                                  "--from", "2099-01-05", "--months", "1", "--site", "a\nb")
         #expect(bad.status == 65 && bad.errors.contains("--site"), "\(bad.errors)")
+    }
+
+    /// With the notifier stopped, the waitlisted message and the promotion's confirmation wait
+    /// in its queue together: the customer gets the confirmation only, never "you wait" after
+    /// "you have a unit".
+    @Test func aWaitingMessageOvertakenByThePromotionIsNotDelivered() throws {
+        let (system, holder) = try heldSystem()
+        system.stop("spool-notifier")
+        let waiter = try waitlist(system)
+        #expect(try system.ctl("cancel", holder).status == 0)
+        _ = try system.waitFor(waiter, .assigned)
+        try system.start("spool-notifier")
+        _ = try system.waitFor(waiter, .confirmed)
+        _ = try system.waitFor(holder, .cancelled)
+        #expect(system.eventually { system.mailbox(Self.customer).contains("\(holder)-cancellation") })
+        #expect(system.mailbox(Self.customer).filter { $0.hasPrefix(waiter) } == ["\(waiter)-confirmation-r1"])
+        #expect(try system.status(waiter).version == RentalStatus.version(revision: 1, step: 3))
     }
 
     /// The allocator dies after committing a promotion and before publishing it: the restarted
