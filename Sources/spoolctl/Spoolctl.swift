@@ -25,6 +25,7 @@ struct Spoolctl: ParsableCommand {
             Up.self, Reconcile.self, Queues.self, Dead.self, Index.self,
             Compact.self, Stats.self, Config.self, Backup.self,
             Prices.self,
+            AvailabilityCommand.self,
         ])
 
     /// ArgumentParser has no option with an optional value; `--wait` alone means `--wait 30`.
