@@ -96,12 +96,12 @@ public struct OccupancyRow: Codable, Sendable, Equatable {
 ///   allocator's next daily pass); a request for any site counts in the `*` row of its size;
 ///   0 on a store not yet migrated to v4 (no `waitlist` table; nothing is migrated here).
 ///
-/// **Cost**: two aggregate queries, whatever the length of the period. The first reads the
-/// units (one pass over `unit`) and, per unit, seeks the partial covering index `rental_span`
-/// (`unit_id, start_day, end_day` of assigned rentals) for its holdings that start before the
-/// period's end: the holdings overlapping the period plus those the daily pass has not yet
-/// completed, so about `units + holdings in the period` index entries; nothing is loaded into
-/// Swift per rental. The second reads the waiting list's entries with `start_day > today`
+/// **Cost**: two aggregate queries. The first reads the units (one pass over `unit`) and, per
+/// unit, seeks the partial covering index `rental_span` (`unit_id, start_day, end_day` of
+/// assigned rentals) twice: for the holding covering the period's start, then for the holdings
+/// from it to the period's end. So it reads `units + holdings overlapping the period` index
+/// entries (a day: at most two per unit; ten years: every holding of those years), never the
+/// history, and nothing is loaded into Swift per rental. The second reads the waiting list's entries with `start_day > today`
 /// (index `waitlist_start`). The totals are summed in Swift over the groups (sites × sizes).
 public enum OccupancyQuery {
     /// The rows for `period` (`site`: only that site's rows and the any-site demand; nil: every
@@ -179,16 +179,23 @@ public enum OccupancyQuery {
         }
     }
 
-    /// Per unit: the days of `period` its assigned rentals cover (a seek in `rental_span`); then
+    /// Per unit: the days of `period` its assigned rentals cover, read from the holding covering
+    /// the period's start (the latest starting at or before it: under the store's invariant that
+    /// a unit's assigned rentals never overlap, no earlier one can reach into the period) up to
+    /// the period's end, two seeks in `rental_span` (materialized: the outer aggregates would
+    /// otherwise repeat the subquery once per use of `days`); then
     /// per site, size and service state: units, units holding any of those days, unit-days, and
     /// the most days one unit holds (more than the period has: overlapping assignments).
     static let unitsSQL = """
-        SELECT site, size, in_service = 1, COUNT(*), SUM(days > 0), SUM(days), MAX(days)
-        FROM (SELECT u.site AS site, u.size AS size, u.in_service AS in_service,
-                IFNULL((SELECT SUM(MIN(r.end_day, :end) - MAX(r.start_day, :start)) FROM rental r
-                        WHERE r.state = 'assigned' AND r.unit_id = u.id AND r.start_day < :end AND r.end_day > :start), 0) AS days
-              FROM unit u WHERE :site IS NULL OR u.site = :site)
-        GROUP BY site, size, in_service = 1
+        WITH per_unit AS MATERIALIZED (
+            SELECT u.site AS site, u.size AS size, u.in_service = 1 AS in_service,
+              IFNULL((SELECT SUM(MIN(r.end_day, :end) - MAX(r.start_day, :start)) FROM rental r
+                      WHERE r.state = 'assigned' AND r.unit_id = u.id AND r.start_day < :end AND r.end_day > :start
+                        AND r.start_day >= IFNULL((SELECT MAX(p.start_day) FROM rental p
+                                                   WHERE p.state = 'assigned' AND p.unit_id = u.id AND p.start_day <= :start), :start)), 0) AS days
+            FROM unit u WHERE :site IS NULL OR u.site = :site)
+        SELECT site, size, in_service, COUNT(*), SUM(days > 0), SUM(days), MAX(days)
+        FROM per_unit GROUP BY site, size, in_service
         """
 
     static func unitGroups(site: String?, period: RentalPeriod, _ db: Database) throws -> [Key: Tally] {

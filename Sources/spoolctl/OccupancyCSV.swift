@@ -10,7 +10,9 @@ import Foundation
 ///   spreadsheet evaluates a cell starting with `=`, `+`, `-`, `@` (or a tab or CR) as a formula.
 ///   Such a field is written with a leading `'` (OWASP's advice; spreadsheets show the text,
 ///   and the `'` tells a reader it was added); `--json` gives the exact names. Only names can
-///   start so: sizes are letters and digits, numbers are never negative, `*` marks totals.
+///   start so: sizes are letters and digits, numbers are never negative.
+/// - `*` in `site` marks the any-site and grand total rows, `*` in `size` the totals; a real
+///   site named `*` (the inventory accepts it) is written `'*`, so the marker stays unambiguous.
 /// - `occupancy_percent` is empty when no unit is in service (JSON: null).
 enum OccupancyCSV {
     static let header = "site,size,units_in_service,rented,free,waitlisted,occupancy_percent"
@@ -19,7 +21,8 @@ enum OccupancyCSV {
     static func render(_ rows: [OccupancyRow]) -> String {
         var records = [header]
         for row in rows {
-            records.append([field(row.site), field(row.size), String(row.unitsInService), String(row.rented), String(row.free),
+            let site = row.site == "*" && (row.kind == .size || row.kind == .site) ? "'*" : field(row.site)
+            records.append([site, field(row.size), String(row.unitsInService), String(row.rented), String(row.free),
                             String(row.waitlisted), row.occupancyPercent ?? ""].joined(separator: ","))
         }
         return records.map { $0 + "\r\n" }.joined()

@@ -266,6 +266,14 @@ import Testing
         let text = OccupancyCSV.render([OccupancyRow(site: "x", size: "M", unitsInService: 0, rented: 0, free: 0, waitlisted: 2,
                                                      rentedOutOfService: 0, occupancyPercent: nil)])
         #expect(text == "site,size,units_in_service,rented,free,waitlisted,occupancy_percent\r\nx,M,0,0,0,2,\r\n")
+        // A real site named `*` is not the marker of the any-site and total rows.
+        let star = OccupancyCSV.render([
+            OccupancyRow(site: "*", size: "M", unitsInService: 1, rented: 1, free: 0, waitlisted: 0, rentedOutOfService: 0, occupancyPercent: "100.0"),
+            OccupancyRow(site: "*", size: "*", unitsInService: 1, rented: 1, free: 0, waitlisted: 0, rentedOutOfService: 0, occupancyPercent: "100.0", kind: .site),
+            OccupancyRow(site: "*", size: "M", unitsInService: 0, rented: 0, free: 0, waitlisted: 3, rentedOutOfService: 0, occupancyPercent: nil, kind: .anySite),
+            OccupancyRow(site: "*", size: "*", unitsInService: 1, rented: 1, free: 0, waitlisted: 3, rentedOutOfService: 0, occupancyPercent: "100.0", kind: .total),
+        ]).split(separator: "\r\n").dropFirst()
+        #expect(star == ["'*,M,1,1,0,0,100.0", "'*,*,1,1,0,0,100.0", "*,M,0,0,0,3,", "*,*,1,1,0,3,100.0"])
     }
 
     @Test func namesCannotDriveTheTerminal() {

@@ -96,6 +96,8 @@ import Testing
             let added = try system.ctl("units", "add", id, "--size", size, "--site", site)
             #expect(added.status == 0, "\(added.errors)")
         }
+        // What the inventory refuses never reaches a report: a site name on two lines.
+        #expect(try system.ctl("units", "add", "X-1", "--size", "M", "--site", "two\nlines").status == 65)
         try system.startBoth()
         var ids: [String] = []
         for _ in 0..<4 { ids.append(try system.submit(size: "M", from: "2099-01-01", to: "2099-02-01")) }
