@@ -247,11 +247,3 @@ public enum OccupancyQuery {
         return value
     }
 }
-
-extension AllocatorStore {
-    /// ``OccupancyQuery/rows(site:period:today:sizeOrder:_:)`` in one read transaction of this
-    /// store (opened read-only by `spoolctl occupancy`: no migration, no lock, no write).
-    public func occupancy(site: String?, period: RentalPeriod, today: CalendarDay, sizeOrder: [String] = []) throws -> [OccupancyRow] {
-        try read { db in try OccupancyQuery.rows(site: site, period: period, today: today, sizeOrder: sizeOrder, db) }
-    }
-}

@@ -9,9 +9,10 @@ import Spool
 /// site and size, for a day or a range of days, as a table, `--csv` or `--json`.
 ///
 /// Operators only (exit 77 for anyone else, before anything is opened): occupancy is business
-/// data. Read-only: the allocator's store is opened read-only (no lock, no migration, no
-/// write) and read in one transaction, a consistent snapshot as of its last commit; a store not
-/// yet created answers with no units, a store not yet migrated to v4 with no waitlisted demand.
+/// data. Read-only, outside the allocator's write path: the store is read through
+/// ``StoreReader`` in one transaction, a consistent snapshot as of its last commit (2 s at most,
+/// then exit 75); a store not yet created answers with no units, a store not yet migrated to v4
+/// with no waitlisted demand, a damaged one exits 65.
 /// The figures are defined in ``OccupancyQuery``.
 struct Occupancy: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,8 +32,9 @@ struct Occupancy: ParsableCommand {
             completed or cancelled since. --csv: RFC 4180 with the header \
             site,size,units_in_service,rented,free,waitlisted,occupancy_percent; a site name a \
             spreadsheet would take for a formula (starting with = + - @) gets a leading '. \
-            Exit 64 for --on with --from/--to, 65 for a bad date or range or an unknown site, \
-            77 for a caller who is not an operator.
+            Exit 64 for --on with --from/--to, 65 for a bad date or range, an unknown site or a \
+            damaged store, 75 when the allocator's store did not answer within 2 s (try again), 77 for \
+            a caller who is not an operator.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -103,30 +105,24 @@ struct Occupancy: ParsableCommand {
         return period
     }
 
-    /// The rows from the store opened read-only; only a grand total of zeros (or, for a site,
-    /// nothing) when the allocator has not created its store yet.
+    /// The rows from the store, read through ``StoreReader`` (read-only, its own connection, one
+    /// read transaction of at most 2 s, no lock, never creating or migrating the store); only a
+    /// grand total of zeros (or, for a site, nothing) when the allocator has not created it yet.
     static func rows(site: String?, period: RentalPeriod, today: CalendarDay, _ configuration: SystemConfiguration,
                      _ global: GlobalOptions) throws -> [OccupancyRow] {
-        let empty = site == nil ? [OccupancyRow(site: "*", size: "*", unitsInService: 0, rented: 0, free: 0, waitlisted: 0,
-                                                rentedOutOfService: 0, occupancyPercent: nil, kind: .total)] : []
         do {
-            let spool = try Spool(path: configuration.spoolRoot, create: false)
-            guard FileManager.default.fileExists(atPath: configuration.spoolRoot + "/allocator/state.sqlite") else { return empty }
-            let store = try AllocatorStore(spool: spool, readOnly: true)
-            return try store.occupancy(site: site, period: period, today: today, sizeOrder: configuration.sizes.map(\.name))
+            let reader = try StoreReader(spool: try Spool(path: configuration.spoolRoot))
+            let sizes = configuration.sizes.map(\.name)
+            return try reader.read { db in try OccupancyQuery.rows(site: site, period: period, today: today, sizeOrder: sizes, db) }
+        } catch let timedOut as StoreReader.TimedOut {
+            throw Failure(IntakeError(.tryAgain, "occupancy: \(timedOut)", retryAfterSeconds: 1), json: global.json)
+        } catch where DatabaseDamage.isDamage(error) {
+            throw Failure(IntakeError(.badData, "occupancy: the allocator's store is damaged (\(error)); stop the allocator and see docs/operations.md"),
+                          json: global.json)
         } catch {
-            throw Failure(Self.mapping(error, configuration), json: global.json)
+            throw Failure(IntakeError.mapping(error, doing: "occupancy: reading the allocator's store", spoolRoot: configuration.spoolRoot),
+                          json: global.json)
         }
-    }
-
-    /// A busy or locked store (SQLite codes 5 and 6: a WAL reader waits only for a recovery)
-    /// is a try-later (75); the rest as every store command maps it.
-    static func mapping(_ error: any Error, _ configuration: SystemConfiguration) -> IntakeError {
-        let bridged = error as NSError
-        if bridged.domain == "GRDB.DatabaseError", [5, 6].contains(bridged.code & 0xFF) {
-            return IntakeError(.tryAgain, "reading the allocator's store: it is busy, try again: \(error)", retryAfterSeconds: 1)
-        }
-        return IntakeError.mapping(error, doing: "reading the allocator's store", spoolRoot: configuration.spoolRoot)
     }
 
     /// The `--json` document: `on` (null for a range), the period `from`/`to` (`to` excluded),

@@ -157,12 +157,14 @@ import Testing
         defer { _ = directory }
         let store = try AllocatorStore(spool: spool)
         let world = try fill(store, &random)
-        let reader = try AllocatorStore(spool: spool, readOnly: true)
+        let reader = try StoreReader(spool: spool)
         for _ in 0..<6 {
             let period = randomPeriod(&random)
             let today = Self.origin + Int.random(in: -40...100, using: &random)
             let site: String? = Bool.random(using: &random) ? nil : (Self.sites + ["ghost"]).randomElement(using: &random)!
-            let rows = try reader.occupancy(site: site, period: period, today: CalendarDay(daysSinceEpoch: today), sizeOrder: ["S", "M", "L"])
+            let rows = try reader.read { db in
+                try OccupancyQuery.rows(site: site, period: period, today: CalendarDay(daysSinceEpoch: today), sizeOrder: ["S", "M", "L"], db)
+            }
             let expected = expectedRows(world, period: period, today: today, site: site)
             #expect(Dictionary(rows.map { (key($0), $0) }, uniquingKeysWith: { a, _ in a }) == expected,
                     "seed \(seed), \(period), today \(today), site \(site ?? "-")")
@@ -211,9 +213,13 @@ import Testing
                            arguments: [Self.origin, Self.origin + 30])
         }
         try queue.close()
-        let store = try AllocatorStore(spool: spool, readOnly: true)
+        let reader = try StoreReader(spool: spool)
+        #expect(!reader.schemaAtLeastV4)
         let day = CalendarDay(daysSinceEpoch: Self.origin + 3)
-        let rows = try store.occupancy(site: nil, period: RentalPeriod(start: day, end: day.adding(days: 1))!, today: CalendarDay(daysSinceEpoch: Self.origin - 10))
+        let rows = try reader.read { db in
+            try OccupancyQuery.rows(site: nil, period: RentalPeriod(start: day, end: day.adding(days: 1))!,
+                                    today: CalendarDay(daysSinceEpoch: Self.origin - 10), db)
+        }
         #expect(rows.first == OccupancyRow(site: "main", size: "M", unitsInService: 2, rented: 1, free: 1, waitlisted: 0,
                                            rentedOutOfService: 0, occupancyPercent: "50.0"))
         #expect(rows.last?.kind == .total && rows.last?.occupancyPercent == "50.0")
@@ -236,7 +242,9 @@ import Testing
             }
         }
         let period = RentalPeriod(start: CalendarDay(daysSinceEpoch: Self.origin), end: CalendarDay(daysSinceEpoch: Self.origin + 10))!
-        #expect(throws: (any Error).self) { try store.occupancy(site: nil, period: period, today: period.start) }
+        #expect(throws: StoredContentDamage.self) {
+            try StoreReader(spool: spool).read { db in try OccupancyQuery.rows(site: nil, period: period, today: period.start, db) }
+        }
     }
 
     /// The figures come from aggregate queries that seek the holdings index per unit, never a

@@ -171,6 +171,12 @@ import Testing
                                             rentedOutOfService: 0, occupancyPercent: nil, kind: .total)])
         #expect(empty.on == CalendarDay.today().description)
         #expect(!FileManager.default.fileExists(atPath: "\(system.spool)/allocator/state.sqlite"), "a read creates no store")
+        // A store file that is no store (zero-length): damage, 65, never "no units".
+        try FileManager.default.createDirectory(atPath: "\(system.spool)/allocator", withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: "\(system.spool)/allocator/state.sqlite", contents: Data()))
+        let damaged = try system.ctl("occupancy")
+        #expect(damaged.status == 65 && damaged.errors.contains("damaged"), "\(damaged.errors)")
+        try FileManager.default.removeItem(atPath: "\(system.spool)/allocator/state.sqlite")
         for (arguments, code) in [(["--on", "2099-02-30"], 65), (["--on", "tomorrow"], 65), (["--from", "2099-02-01", "--to", "2099-01-01"], 65),
                                   (["--from", "2099-01-01", "--to", "2099-01-01"], 65), (["--on", "9999-12-31"], 65),
                                   (["--on", "2099-01-01", "--from", "2099-01-01", "--to", "2099-02-01"], 64), (["--from", "2099-01-01"], 64),
