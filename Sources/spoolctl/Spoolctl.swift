@@ -26,6 +26,7 @@ struct Spoolctl: ParsableCommand {
             Compact.self, Stats.self, Config.self, Backup.self,
             Prices.self,
             AvailabilityCommand.self,
+            Occupancy.self,
         ])
 
     /// ArgumentParser has no option with an optional value; `--wait` alone means `--wait 30`.
