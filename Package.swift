@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
+        // Property-based testing with shrinking (tests only).
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // zlib from the system (`zlib1g-dev`): a module map that links `z`.
@@ -151,6 +153,7 @@ let package = Package(
                 "Spool", "DaemonRuntime", "Rentals", "Intake", "Allocator", "Notifier", "UnitImport", "SQLiteFaults",
                 "spool-exerciser", "spoolctl", "spool-allocator", "spool-notifier", "spool-prune-driver",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
     ]
