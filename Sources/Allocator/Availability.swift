@@ -17,7 +17,8 @@ import Spool
 /// - the holding with the earliest start at or after `P.end` is the nearest after `P`.
 ///
 /// So best fit costs two index seeks per in-service unit of the size, whatever the unit holds
-/// (``bestUnit(size:period:_:)``), and gives the unit ``BestFit/choose(for:among:)`` gives on
+/// (``bestUnit(size:period:site:_:)``; with a site, per in-service unit of the size at that
+/// site: the site is a filter on the units the seeks are made for), and gives the unit ``BestFit/choose(for:among:)`` gives on
 /// the same store (the property test `availabilityMatchesTheReferenceAlgorithm` compares them
 /// on random stores). The chosen unit is then checked against all its holdings that start before
 /// `P.end` (one unit: bounded by what that unit holds), so a store whose invariant was broken
@@ -30,14 +31,30 @@ import Spool
 /// P.days)`: at most `horizon + P.days + 1` rows per unit, since holdings are at least a day long
 /// and never overlap, and usually a handful (the scan of a unit stops at its first gap, or once
 /// it is past the best start found so far).
+///
+/// **Counting** (``freeUnitCount(size:period:site:_:)``, the read model's `spoolctl
+/// availability`): the same two seeks per in-service unit of the size at the site, no verify.
+/// **One unit** (``isUnitFree(_:period:excluding:_:)``, extensions): one primary-key lookup of
+/// the unit and one range scan of `rental_span` over that unit's holdings that start before
+/// `P.end` (bounded by what the unit holds; it does not rely on the invariant, so it checks every
+/// such holding).
 enum Availability {
     /// Best fit among the in-service units of `size` for `period`, or nil if none is free.
     ///
     /// - Throws: ``StoredContentDamage`` for a stored day that is not a day, or when the chosen
     ///   unit holds a rental overlapping `period` (the store's invariant is broken); GRDB errors.
     static func bestUnit(size: String, period: RentalPeriod, _ db: Database) throws -> StorageUnit? {
+        try bestUnit(size: size, period: period, site: nil, db)
+    }
+
+    /// Best fit among the in-service units of `size` at `site` (nil: at any site) for `period`,
+    /// or nil if none is free. With a site, the rule is ``BestFit/choose(for:among:)`` over that
+    /// site's units only.
+    ///
+    /// - Throws: as ``bestUnit(size:period:_:)``.
+    static func bestUnit(size: String, period: RentalPeriod, site: String?, _ db: Database) throws -> StorageUnit? {
         var best: (score: Int, unit: StorageUnit)?
-        try forEachFreeUnit(size: size, period: period, db) { unit, score in
+        try forEachFreeUnit(size: size, period: period, site: site, db) { unit, score in
             // Rows come by id: a later unit wins only with a strictly lower score.
             if best == nil || score < best!.score { best = (score, unit) }
             return true
@@ -48,13 +65,52 @@ enum Availability {
     }
 
     /// True when some in-service unit of `size` is free for the whole of `period`.
-    static func hasFreeUnit(size: String, period: RentalPeriod, _ db: Database) throws -> Bool {
+    static func hasFreeUnit(size: String, period: RentalPeriod, site: String? = nil, _ db: Database) throws -> Bool {
         var found = false
-        try forEachFreeUnit(size: size, period: period, db) { _, _ in
+        try forEachFreeUnit(size: size, period: period, site: site, db) { _, _ in
             found = true
             return false
         }
         return found
+    }
+
+    /// How many in-service units of `size` at `site` are free for the whole of `period` (what
+    /// `spoolctl availability` shows). Two index seeks per in-service unit of the size at the
+    /// site; relies on the store's invariant (no verify: a count assigns nothing).
+    ///
+    /// - Throws: ``StoredContentDamage`` for a stored day that is not a day; GRDB errors.
+    static func freeUnitCount(size: String, period: RentalPeriod, site: String, _ db: Database) throws -> Int {
+        var count = 0
+        try forEachFreeUnit(size: size, period: period, site: site, db) { _, _ in
+            count += 1
+            return true
+        }
+        return count
+    }
+
+    /// True when unit `unit` is in service and no assigned rental of it other than `request`
+    /// overlaps `period`: whether the rental `request` may hold the unit for `period` (an
+    /// extension checks the added days, or the whole new period, with it). False for a unit that
+    /// does not exist. Call it in the write transaction that then changes the rental, so nothing
+    /// slips in between (store v4's triggers are the last line, not the check).
+    ///
+    /// Cost: a primary-key lookup and one range scan of `rental_span` over the unit's holdings
+    /// starting before `period.end`; every overlapping holding is found, whether or not the
+    /// store's invariant holds.
+    ///
+    /// - Throws: ``StoredContentDamage`` for a stored `in_service` that is not an integer; GRDB errors.
+    static func isUnitFree(_ unit: String, period: RentalPeriod, excluding request: String, _ db: Database) throws -> Bool {
+        let service = try db.cachedStatement(sql: "SELECT in_service FROM unit WHERE id = ?")
+        guard let inService = try DatabaseValue.fetchOne(service, arguments: [unit]) else { return false }
+        guard try AllocatorStore.storedInteger(inService) == 1 else { return false }
+        let overlapping = try db.cachedStatement(sql: """
+            SELECT 1 FROM rental
+            WHERE state = 'assigned' AND unit_id = :unit AND start_day < :end AND end_day > :start
+              AND request_id <> :request
+            LIMIT 1
+            """)
+        return try Int.fetchOne(overlapping, arguments: ["unit": unit, "end": period.end.daysSinceEpoch,
+                                                        "start": period.start.daysSinceEpoch, "request": request]) == nil
     }
 
     static let neighboursSQL = """
@@ -65,15 +121,15 @@ enum Availability {
           (SELECT r.start_day FROM rental r
             WHERE r.state = 'assigned' AND r.unit_id = u.id AND r.start_day >= :end
             ORDER BY r.start_day LIMIT 1) AS next_start
-        FROM unit u WHERE u.size = :size AND u.in_service = 1 ORDER BY u.id
+        FROM unit u WHERE u.size = :size AND u.in_service = 1 AND (:site IS NULL OR u.site = :site) ORDER BY u.id
         """
 
-    /// Calls `body` with each free in-service unit of `size` (by id) and its best-fit score, until
-    /// `body` returns false.
-    private static func forEachFreeUnit(size: String, period: RentalPeriod, _ db: Database,
+    /// Calls `body` with each free in-service unit of `size` at `site` (nil: any site), by id,
+    /// and its best-fit score, until `body` returns false.
+    private static func forEachFreeUnit(size: String, period: RentalPeriod, site: String?, _ db: Database,
                                         _ body: (StorageUnit, Int) throws -> Bool) throws {
         let statement = try db.cachedStatement(sql: neighboursSQL)
-        let rows = try Row.fetchCursor(statement, arguments: ["end": period.end.daysSinceEpoch, "size": size])
+        let rows = try Row.fetchCursor(statement, arguments: ["end": period.end.daysSinceEpoch, "size": size, "site": site])
         while let row = try rows.next() {
             let previousEnd = try optionalDay(row, 4), nextStart = try optionalDay(row, 5)
             guard let score = BestFit.score(period, previousEnd: previousEnd, nextStart: nextStart) else { continue }
@@ -99,14 +155,17 @@ enum Availability {
     }
 
     /// The earliest start in `[period.start, period.start + horizonDays]` at which some in-service
-    /// unit of `size` is free for `period.days` days, or nil: ``BestFit/earliestStart(for:among:horizonDays:)``
-    /// on the same store. Per unit, the earliest such start is `period.start` or the end of one of
-    /// its holdings, found by walking its holdings in start order from the one covering
-    /// `period.start` to the first gap long enough.
-    static func earliestStart(size: String, period: RentalPeriod, horizonDays: Int = 365, _ db: Database) throws -> CalendarDay? {
+    /// unit of `size` (at `site`; nil: any site) is free for `period.days` days, or nil:
+    /// ``BestFit/earliestStart(for:among:horizonDays:)`` on the same store (that site's units).
+    /// Per unit, the earliest such start is `period.start` or the end of one of its holdings,
+    /// found by walking its holdings in start order from the one covering `period.start` to the
+    /// first gap long enough.
+    static func earliestStart(size: String, period: RentalPeriod, site: String? = nil, horizonDays: Int = 365,
+                              _ db: Database) throws -> CalendarDay? {
         let limit = period.start.daysSinceEpoch + horizonDays, days = period.days
-        let units = try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM unit WHERE size = ? AND in_service = 1 ORDER BY id"),
-                                        arguments: [size])
+        let units = try String.fetchAll(
+            db.cachedStatement(sql: "SELECT id FROM unit WHERE size = :size AND in_service = 1 AND (:site IS NULL OR site = :site) ORDER BY id"),
+            arguments: ["size": size, "site": site])
         let statement = try db.cachedStatement(sql: """
             SELECT start_day, end_day FROM rental
             WHERE state = 'assigned' AND unit_id = :unit AND start_day < :stop

@@ -24,6 +24,7 @@ struct Spoolctl: ParsableCommand {
             Submit.self, Cancel.self, Status.self, List.self, Units.self,
             Up.self, Reconcile.self, Queues.self, Dead.self, Index.self,
             Compact.self, Stats.self, Config.self, Backup.self,
+            AvailabilityCommand.self,
         ])
 
     /// ArgumentParser has no option with an optional value; `--wait` alone means `--wait 30`.

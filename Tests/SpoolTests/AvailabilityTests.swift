@@ -20,9 +20,15 @@ import Testing
 
     /// The reference: every in-service unit of `size` with every period it holds, as the
     /// allocator loaded them before the index queries.
-    private func candidates(_ store: AllocatorStore, size: String) throws -> [BestFit.Candidate] {
-        let held = Dictionary(grouping: try store.assignments(), by: \.unit)
-        return try store.units().filter { $0.size == size && $0.inService }
+    private func candidates(_ store: AllocatorStore, size: String, site: String? = nil) throws -> [BestFit.Candidate] {
+        candidates(units: try store.units(), assignments: try store.assignments(), size: size, site: site)
+    }
+
+    /// The reference over units and assignments read once.
+    private func candidates(units: [StorageUnit], assignments: [(unit: String, request: String, period: RentalPeriod)],
+                            size: String, site: String? = nil) -> [BestFit.Candidate] {
+        let held = Dictionary(grouping: assignments, by: \.unit)
+        return units.filter { $0.size == size && $0.inService && (site == nil || $0.site == site) }
             .map { BestFit.Candidate(unit: $0, holdings: held[$0.id]?.map(\.period) ?? []) }
     }
 
@@ -45,13 +51,13 @@ import Testing
         return .rejected(reason: reason)
     }
 
-    /// A random store: units of three sizes (some retired), each holding non-overlapping
+    /// A random store: units of three sizes at two sites (some retired), each holding non-overlapping
     /// assigned rentals with random gaps (now and then one centuries later, past the score's cap
     /// of 100,000 days), and cancelled, rejected and completed rentals anywhere (never holdings).
     private func fillRandomly(_ store: AllocatorStore, _ random: inout SeededGenerator) throws {
         var units: [StorageUnit] = []
         for size in ["S", "M", "L"] {
-            for index in 0..<Int.random(in: 0...5, using: &random) { units.append(StorageUnit(id: "\(size)\(index)", size: size, site: "x")) }
+            for index in 0..<Int.random(in: 0...5, using: &random) { units.append(StorageUnit(id: "\(size)\(index)", size: size, site: index % 2 == 0 ? "x" : "y")) }
         }
         try store.addUnits(units, sizes: SizeClass.defaults)
         for unit in units where Int.random(in: 0..<6, using: &random) == 0 { try store.retireUnit(unit.id) }
@@ -83,17 +89,20 @@ import Testing
         return RentalPeriod(start: start, end: start.adding(days: Int.random(in: 1...45, using: &random)))!
     }
 
-    /// Property: on random stores, best fit, the free-size check and the earliest start from the
-    /// index queries equal the reference algorithm's over all holdings.
+    /// Property: on random stores, best fit, the free-size check, the free count and the earliest
+    /// start from the index queries equal the reference algorithm's over all holdings, at any
+    /// site and at each site (and at a site with no units); whether one unit is free for a rental
+    /// equals the overlap check over all its holdings.
     @Test(arguments: 0..<40)
     func availabilityMatchesTheReferenceAlgorithm(seed: Int) throws {
         var random = SeededGenerator(seed: UInt64(seed) &* 7919 &+ 3)
         let (service, _, _) = try service()
         try fillRandomly(service.store, &random)
+        let assignments = try service.store.assignments(), units = try service.store.units()
         for _ in 0..<40 {
             let period = randomPeriod(&random)
             for size in ["S", "M", "L", "XL"] {
-                let reference = try candidates(service.store, size: size)
+                let reference = candidates(units: units, assignments: assignments, size: size)
                 let (best, free, earliest) = try service.store.read { db in
                     (try Availability.bestUnit(size: size, period: period, db),
                      try Availability.hasFreeUnit(size: size, period: period, db),
@@ -102,6 +111,30 @@ import Testing
                 #expect(best?.id == BestFit.choose(for: period, among: reference)?.id, "best fit for \(size) \(period)")
                 #expect(free == (BestFit.choose(for: period, among: reference) != nil))
                 #expect(earliest == BestFit.earliestStart(for: period, among: reference), "earliest start for \(size) \(period)")
+                for site in ["x", "y", "nowhere"] {
+                    let local = candidates(units: units, assignments: assignments, size: size, site: site)
+                    let (best, free, count, earliest) = try service.store.read { db in
+                        (try Availability.bestUnit(size: size, period: period, site: site, db),
+                         try Availability.hasFreeUnit(size: size, period: period, site: site, db),
+                         try Availability.freeUnitCount(size: size, period: period, site: site, db),
+                         try Availability.earliestStart(size: size, period: period, site: site, db))
+                    }
+                    #expect(best?.id == BestFit.choose(for: period, among: local)?.id, "best fit for \(size) at \(site) \(period)")
+                    #expect(free == (best != nil))
+                    #expect(count == local.filter { c in c.holdings.allSatisfy { !$0.overlaps(period) } }.count, "free count for \(size) at \(site)")
+                    #expect(earliest == BestFit.earliestStart(for: period, among: local), "earliest start for \(size) at \(site) \(period)")
+                }
+            }
+            var cases: [(unit: StorageUnit, excluded: String)] = units.flatMap { unit in
+                (assignments.filter { $0.unit == unit.id }.map(\.request) + ["none"]).map { (unit, $0) }
+            }
+            cases.append((StorageUnit(id: "no-such-unit", size: "S", site: "x", inService: false), "none"))
+            let answers = try service.store.read { db in
+                try cases.map { try Availability.isUnitFree($0.unit.id, period: period, excluding: $0.excluded, db) }
+            }
+            for (index, (unit, excluded)) in cases.enumerated() {
+                let expected = unit.inService && assignments.allSatisfy { $0.unit != unit.id || $0.request == excluded || !$0.period.overlaps(period) }
+                #expect(answers[index] == expected, "unit \(unit.id) free for \(period) excluding \(excluded)")
             }
         }
     }
@@ -137,13 +170,21 @@ import Testing
                 try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { try $0.decode(String.self, forColumn: "detail") }.joined(separator: "\n")
             }
             return [
-                "neighbours": try plan(Availability.neighboursSQL.replacingOccurrences(of: ":end", with: "1").replacingOccurrences(of: ":size", with: "'S'")),
+                "neighbours": try plan(Availability.neighboursSQL.replacingOccurrences(of: ":end", with: "1").replacingOccurrences(of: ":size", with: "'S'")
+                    .replacingOccurrences(of: ":site", with: "NULL")),
+                "neighbours at a site": try plan(Availability.neighboursSQL.replacingOccurrences(of: ":end", with: "1")
+                    .replacingOccurrences(of: ":size", with: "'S'").replacingOccurrences(of: ":site", with: "'x'")),
+                "one unit": try plan("SELECT 1 FROM rental WHERE state = 'assigned' AND unit_id = 'A' AND start_day < 9 AND end_day > 5 AND request_id <> 'r' LIMIT 1"),
                 "completion": try plan("SELECT request_id, status FROM rental WHERE state = 'assigned' AND end_day <= 5"),
             ]
         }
         #expect(plans["neighbours"]!.contains("COVERING INDEX rental_span"), "\(plans["neighbours"]!)")
         #expect(!plans["neighbours"]!.contains("SCAN r"), "\(plans["neighbours"]!)")
         #expect(plans["completion"]!.contains("rental_ending"), "\(plans["completion"]!)")
+        for name in ["neighbours at a site"] {
+            #expect(plans[name]!.contains("COVERING INDEX rental_span") && !plans[name]!.contains("SCAN r"), "\(plans[name]!)")
+        }
+        #expect(plans["one unit"]!.contains("rental_span") && !plans["one unit"]!.contains("SCAN"), "\(plans["one unit"]!)")
     }
 
     /// A store made by the previous release (schema v1) opens, is migrated once (the holdings
