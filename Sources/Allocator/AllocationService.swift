@@ -133,11 +133,15 @@ public final class AllocationService: Sendable {
         status.updatedAt = Timestamp(milliseconds: now)
         status.version = RentalStatus.version(step: 2)
         if let unit = try Availability.bestUnit(size: request.size, period: request.period, db) {
+            let quote = try PriceBook.quotation(size: request.size, site: unit.site, period: request.period, currency: configuration.currency, db)
+            if case .unpriceable(let reason) = quote { return try refuseUnpriceable(request, status: status, reason: reason, now: now, db) }
             status.state = .assigned
             status.unit = unit.id
             status.site = unit.site
+            status.price = quote.price
             try insertRental(request, unit: unit.id, status: status, now: now, db)
-            try enqueueOutbox(status, CustomerNotification(kind: .confirmation, request: request, unit: unit.id, site: unit.site, decidedAt: now), db)
+            try PriceBook.record(status.price, request: request.id, db)
+            try enqueueOutbox(status, Self.confirmation(status, request: request, decidedAt: now), db)
             return .assigned(unit: unit.id)
         }
         var alternative = Alternative()
@@ -202,14 +206,14 @@ public final class AllocationService: Sendable {
         }
     }
 
-    private func insertRental(_ request: RentalRequest, unit: String?, status: RentalStatus, now: Int64, _ db: Database) throws {
+    func insertRental(_ request: RentalRequest, unit: String?, status: RentalStatus, now: Int64, _ db: Database) throws {
         try db.execute(sql: """
             INSERT INTO rental (request_id, state, unit_id, start_day, end_day, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
             """, arguments: [request.id, status.state == .assigned ? "assigned" : status.state.rawValue, unit,
                              request.period.start.daysSinceEpoch, request.period.end.daysSinceEpoch, status.jsonText(), now])
     }
 
-    private func enqueueOutbox(_ status: RentalStatus, _ notification: CustomerNotification, _ db: Database) throws {
+    func enqueueOutbox(_ status: RentalStatus, _ notification: CustomerNotification, _ db: Database) throws {
         try db.execute(sql: "INSERT INTO outbox (kind, payload) VALUES ('journal', ?)", arguments: [Data(status.indexEvent().encoded())])
         try db.execute(sql: "INSERT INTO outbox (kind, item_id, payload) VALUES ('notify', ?, ?)",
                        arguments: [notification.eventId, Data(canonicalJSON(notification))])

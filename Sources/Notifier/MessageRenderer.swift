@@ -31,6 +31,7 @@ public enum MessageRenderer {
                     "  Site:    \(site)",
                     "  Size:    \(size)",
                     "  Period:  \(period) (the last day is the day before \(request.period.end))"]
+            body += priceLines(notification.status?.price)
         case .rejection:
             subject = "No unit of size \(size) available from \(request.period.start) [request \(request.id)]"
             body = ["We are sorry: your rental request \(request.id) could not be fulfilled.", "",

@@ -93,6 +93,7 @@ extension SystemConfiguration {
     static func fileText(_ value: Any) -> String {
         switch value {
         case let flag as Bool: return flag ? "yes" : "no"
+        case let optional as String?: return optional ?? ""  // `currency`: empty for none
         case let list as [String]: return list.joined(separator: ", ")
         case let sizes as [SizeClass]:
             return sizes.map { size in
@@ -217,6 +218,9 @@ extension SystemConfiguration {
         }
         if retentionDays > 0, retentionDays < maxPeriodMonths * 31 {
             result.append("\(at("retention_days"))retention_days \(retentionDays) is shorter than the longest rental (max_period_months \(maxPeriodMonths)): a finished request's history goes sooner than a rental can last")
+        }
+        if let currency, !Currency.isKnown(currency) {
+            result.append("\(at("currency"))currency \(currency) is not in the built-in table of ISO 4217 codes: amounts in it are taken to have 2 decimals")
         }
         return result
     }

@@ -60,6 +60,10 @@ public struct SystemConfiguration: Sendable, Equatable {
     /// Whether compaction archives the requests it drops (`archive/` below the spool root)
     /// before they leave the journal.
     public var retentionArchive = true
+    /// The ISO 4217 code prices are in (key `currency`, e.g. `EUR`); nil (the default, or an
+    /// empty value) turns prices off: every price is null. Rates are per currency
+    /// (`spoolctl prices set`); a rental keeps the currency it was priced in.
+    public var currency: String?
 
     /// The environment variables the configuration lookup reads; a restricted process keeps
     /// them through its environment scrub (``SpoolProcess/prepare(keeping:)``) and validates them
@@ -217,6 +221,11 @@ public struct SystemConfiguration: Sendable, Equatable {
                     throw ConfigurationError(message: "\(file):\(lineIndex + 1): retention_archive must be yes or no")
                 }
                 retentionArchive = flag
+            case "currency":
+                guard value.isEmpty || Currency.isValidCode(value) else {
+                    throw ConfigurationError(message: "\(file):\(lineIndex + 1): currency must be an ISO 4217 code of three upper-case letters (EUR, USD, JPY) or empty for no prices")
+                }
+                currency = value.isEmpty ? nil : value
             case "alternate_config_files", "alternate_spool_roots":
                 guard let paths = Self.pathList(value) else {
                     throw ConfigurationError(message: "\(file):\(lineIndex + 1): \(key) must be a comma-separated list of absolute paths")
