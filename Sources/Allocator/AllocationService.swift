@@ -21,6 +21,9 @@ public final class AllocationService: Sendable {
     let notifications: Queue
     let index: StatusIndex
     let logger: Logger
+    /// Days added to the clock's date for the allocator's "today" (``today(now:)``): the test
+    /// hook `SPOOL_TEST_DAY_OFFSET`, set by the daemon only; 0 otherwise.
+    let dayOffset: Int
     private let draining = Mutex(())
 
     /// What a command came to.
@@ -44,13 +47,14 @@ public final class AllocationService: Sendable {
     ///
     /// - Throws: ``DatabaseDamage`` for a damaged store (see ``AllocatorStore/init(spool:)``);
     ///   other failures to open.
-    public init(spool: Spool, configuration: SystemConfiguration, logger: Logger) throws {
+    public init(spool: Spool, configuration: SystemConfiguration, logger: Logger, dayOffset: Int = 0) throws {
         store = try AllocatorStore(spool: spool)
         self.configuration = configuration
         journal = try Journal(spool: spool)
         notifications = try spool.queue(.notifications, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
         index = try StatusIndex(spool: spool)
         self.logger = logger
+        self.dayOffset = dayOffset
     }
 
     /// Decides `command` durably (see the type's description). Does not publish: call
@@ -132,7 +136,7 @@ public final class AllocationService: Sendable {
         var status = RentalStatus(received: request)
         status.updatedAt = Timestamp(milliseconds: now)
         status.version = RentalStatus.version(step: 2)
-        if let unit = try Availability.bestUnit(size: request.size, period: request.period, db) {
+        if let unit = try Availability.bestUnit(size: request.size, period: request.period, site: request.site, db) {
             let quote = try PriceBook.quotation(size: request.size, site: unit.site, period: request.period, currency: configuration.currency, db)
             if case .unpriceable(let reason) = quote { return try refuseUnpriceable(request, status: status, reason: reason, now: now, db) }
             status.state = .assigned
@@ -146,16 +150,20 @@ public final class AllocationService: Sendable {
         }
         var alternative = Alternative()
         for size in BestFit.alternativeSizes(to: request.size, in: configuration.sizes)
-        where try Availability.hasFreeUnit(size: size, period: request.period, db) {
+        where try Availability.hasFreeUnit(size: size, period: request.period, site: request.site, db) {
             alternative.size = size
             break
         }
-        alternative.earliestStart = try Availability.earliestStart(size: request.size, period: request.period, db)
+        alternative.earliestStart = try Availability.earliestStart(size: request.size, period: request.period, site: request.site, db)
         var reason = "no \(request.size) unit is free for the whole period \(request.period.start) to \(request.period.end)"
         var offers: [String] = []
         if let size = alternative.size { offers.append("size \(size) is free for that period") }
         if let start = alternative.earliestStart { offers.append("size \(request.size) is free from \(start) for the same length") }
         if !offers.isEmpty { reason += "; nearest alternatives: " + offers.joined(separator: "; ") }
+        if request.waitlist {
+            if let decision = try waitlist(request, status: &status, reason: reason, now: now, db) { return decision }
+            reason += "; \(Self.tooLateForTheWaitlist)"
+        }
         status.state = .rejected
         status.reason = reason
         status.alternative = offers.isEmpty ? nil : alternative
@@ -167,6 +175,7 @@ public final class AllocationService: Sendable {
     private func cancel(_ request: RentalRequest, requestedAt: Int64, existing: Row?, now: Int64, _ db: Database) throws -> Decision {
         var status: RentalStatus
         if let existing {
+            if try existing.decode(String.self, forColumn: "state") == "waitlisted" { return try cancelWaitlisted(request, requestedAt: requestedAt, now: now, db) }
             guard try existing.decode(String.self, forColumn: "state") == "assigned",
                   let stored = RentalStatus(document: try existing.decode(String.self, forColumn: "status")) else { return .noChange }
             status = stored
@@ -177,33 +186,14 @@ public final class AllocationService: Sendable {
         status.state = .cancelled
         status.cancelRequestedAt = Timestamp(milliseconds: requestedAt)
         status.updatedAt = Timestamp(milliseconds: now)
-        status.version = RentalStatus.version(step: 4)
+        status.version = RentalStatus.version(revision: status.revision, step: 4)
         status.attempts = 0
         status.lastError = nil
         try db.execute(sql: "UPDATE rental SET state = 'cancelled', status = ?, updated_at = ? WHERE request_id = ?",
                        arguments: [status.jsonText(), now, request.id])
-        try enqueueOutbox(status, CustomerNotification(kind: .cancellation, request: request, unit: status.unit, site: status.site, decidedAt: now), db)
+        try enqueueOutbox(status, cancellation(of: status, request: request, now: now), db)
+        try promoteAfterRelease(unit: status.unit, now: now, db)
         return .cancelled
-    }
-
-    /// Marks every assigned rental whose period ended by `today` as completed (journaled, no
-    /// notification). Returns how many.
-    @discardableResult
-    public func completeEndedRentals(today: CalendarDay = .today(), now: Int64 = Clock.nowMilliseconds()) throws -> Int {
-        try store.write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT request_id, status FROM rental WHERE state = 'assigned' AND end_day <= ?",
-                                        arguments: [today.daysSinceEpoch])
-            for row in rows {
-                guard var status = RentalStatus(document: try row.decode(String.self, forColumn: "status")) else { continue }
-                status.state = .completed
-                status.updatedAt = Timestamp(milliseconds: now)
-                status.version = RentalStatus.version(step: 6)
-                try db.execute(sql: "UPDATE rental SET state = 'completed', status = ?, updated_at = ? WHERE request_id = ?",
-                               arguments: [status.jsonText(), now, try row.decode(String.self, forColumn: "request_id")])
-                try db.execute(sql: "INSERT INTO outbox (kind, payload) VALUES ('journal', ?)", arguments: [Data(status.indexEvent().encoded())])
-            }
-            return rows.count
-        }
     }
 
     func insertRental(_ request: RentalRequest, unit: String?, status: RentalStatus, now: Int64, _ db: Database) throws {

@@ -10,22 +10,26 @@ import Synchronization
 public enum AllocatorDaemon {
     /// The allocator's start-up recovery, before it takes any item: opens the spool, its
     /// allocation queue and the store, queues what the outbox still holds (messages a crash left
-    /// undelivered), completes rentals whose period has ended and sweeps `tmp/`. Idempotent;
+    /// undelivered), runs the daily pass (completes rentals whose period has ended, expires
+    /// waiting requests whose start has come) and sweeps `tmp/`. Idempotent;
     /// the power-loss tests run exactly this on every simulated crash state.
     static func startUp(configuration: SystemConfiguration, logger: Logger) throws -> (Spool, Queue, AllocationService, HealthReporter) {
         let spool = try Spool(path: configuration.spoolRoot, create: true, logger: logger)
         let queue = try spool.queue(.allocation, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
-        let service = try AllocationService(spool: spool, configuration: configuration, logger: logger)
+        let service = try AllocationService(spool: spool, configuration: configuration, logger: logger,
+                                            dayOffset: testDayOffset(logger: logger))
         let health = HealthReporter(records: try RecordDirectory(spool: spool, path: "state"), logger: logger)
         try service.drainOutbox()
-        try service.completeEndedRentals()
+        try service.dailyPass()
+        try service.drainOutbox()
         try spool.sweepStaging()
         return (spool, queue, service, health)
     }
 
-    /// Runs until `stop` is triggered: publishes any outbox left by a crash, completes ended
-    /// rentals, reports `READY=1`, then processes commands (and, every tick, publishes the
-    /// outbox, projects the journal into the index and completes ended rentals).
+    /// Runs until `stop` is triggered: publishes any outbox left by a crash, runs the daily pass,
+    /// reports `READY=1`, then processes commands (and, every tick, publishes the outbox, which
+    /// also holds the promotions `spoolctl units` made, projects the journal into the index and,
+    /// at the first tick of a new day, runs the daily pass).
     ///
     /// - Throws: when the spool or the store cannot be opened (transient failures are retried
     ///   first, see ``StartupRetry``), or after stopping because `journal/` or the queue's
@@ -66,7 +70,7 @@ public enum AllocatorDaemon {
                                         interval: identity.heartbeatInterval, backlog: { try queue.backlog(limit: DaemonHeartbeat.backlogLimit) },
                                         throughput: processor.throughput)
         heartbeat.start()
-        let lastDay = Mutex(CalendarDay.today())
+        let lastDay = Mutex(service.today())
         let detached = Mutex(false)
         processor.run(until: stop, notifier: notifier) {
             heartbeat.tick()
@@ -87,12 +91,15 @@ public enum AllocatorDaemon {
                 do { try service.index.catchUp(from: service.journal) } catch {
                     logger.error("projection failed", metadata: ["error": "\(error)"])
                 }
-                let today = CalendarDay.today()
+                let today = service.today()
                 let newDay = lastDay.withLock { last -> Bool in
                     defer { last = today }
                     return last != today
                 }
-                if newDay { try service.completeEndedRentals(today: today) }
+                if newDay {
+                    try service.dailyPass(today: today, now: Clock.nowMilliseconds())
+                    try service.drainOutbox()
+                }
             } catch let found as DatabaseDamage {
                 damage.withLock { $0 = $0 ?? found }
                 stop.trigger()
@@ -104,6 +111,18 @@ public enum AllocatorDaemon {
         if damage.withLock({ $0 }) == nil, !detached.withLock({ $0 }), !processor.stoppedDetached { heartbeat.stop() }
         if let found = damage.withLock({ $0 }) { throw found }
         if detached.withLock({ $0 }) || processor.stoppedDetached { throw Detached() }
+    }
+
+    /// The test hook ``AllocationService/testDayOffsetVariable`` of this process's environment
+    /// (0 when unset or invalid), logged at warning when set.
+    static func testDayOffset(logger: Logger) -> Int {
+        let (offset, invalid) = AllocationService.testDayOffset(environment: ProcessInfo.processInfo.environment)
+        if invalid {
+            logger.warning("\(AllocationService.testDayOffsetVariable) is not a whole number of days within ±36500; ignored")
+        }
+        guard let offset else { return 0 }
+        logger.warning("test hook: the allocator's date is shifted", metadata: ["variable": "\(AllocationService.testDayOffsetVariable)", "days": "\(offset)"])
+        return offset
     }
 
     /// The allocator stopped because `journal/` or its queue's directories were removed or

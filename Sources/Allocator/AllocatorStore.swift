@@ -205,14 +205,15 @@ public final class AllocatorStore: Sendable {
 
     // MARK: Inventory
 
-    /// Adds new units, all or none, in one transaction.
+    /// Adds new units, all or none, in one transaction; then runs `afterChange` in it (the
+    /// waiting list's promotion, ``WaitlistPromotion``).
     ///
-    /// An existing unit is never changed here (see ``changeUnit(_:size:site:sizes:)``).
+    /// An existing unit is never changed here (see ``changeUnit(_:size:site:sizes:afterChange:)``).
     ///
     /// - Throws: ``InventoryError``: for an id, size or site outside the rules, an id given twice
     ///   (`duplicateUnit`) or ids already in the inventory (`unitsExist`, checked in the same
     ///   transaction as the insert); nothing is added then.
-    public func addUnits(_ units: [StorageUnit], sizes: [SizeClass]) throws {
+    public func addUnits(_ units: [StorageUnit], sizes: [SizeClass], afterChange: InventoryHook? = nil) throws {
         for unit in units { try InventoryError.check(unit, sizes: sizes) }
         var seen = Set<String>()
         for unit in units where !seen.insert(unit.id).inserted { throw InventoryError.duplicateUnit(unit.id) }
@@ -226,6 +227,7 @@ public final class AllocatorStore: Sendable {
                 try db.execute(sql: "INSERT INTO unit (id, size, site, in_service, added_at) VALUES (?, ?, ?, ?, ?)",
                                arguments: [unit.id, unit.size.uppercased(), unit.site, unit.inService, Clock.nowMilliseconds()])
             }
+            try afterChange?(db)
         }
     }
 
@@ -237,7 +239,8 @@ public final class AllocatorStore: Sendable {
         }
     }
 
-    /// Changes the size and/or site of unit `id`; returns the unit as it is now.
+    /// Changes the size and/or site of unit `id`; returns the unit as it is now. A change runs
+    /// `afterChange` in its transaction (the waiting list's promotion).
     ///
     /// A unit that holds a rental (assigned or confirmed, not yet cancelled or completed) keeps
     /// its size and site: the customer was promised that unit there. The check and the change
@@ -246,7 +249,7 @@ public final class AllocatorStore: Sendable {
     /// - Throws: ``InventoryError``: `unknownUnit`, a size or site outside the rules, or
     ///   `unitHeld` naming the rentals that hold it.
     @discardableResult
-    public func changeUnit(_ id: String, size: String?, site: String?, sizes: [SizeClass]) throws -> StorageUnit {
+    public func changeUnit(_ id: String, size: String?, site: String?, sizes: [SizeClass], afterChange: InventoryHook? = nil) throws -> StorageUnit {
         try write { db in
             guard let unit = try StorageUnit.fetchOne(db, sql: "SELECT id, size, site, in_service FROM unit WHERE id = ?", arguments: [id]) else {
                 throw InventoryError.unknownUnit(id)
@@ -260,6 +263,7 @@ public final class AllocatorStore: Sendable {
                                               arguments: [id])
             if !holders.isEmpty { throw InventoryError.unitHeld(id, requests: holders) }
             try db.execute(sql: "UPDATE unit SET size = ?, site = ? WHERE id = ?", arguments: [changed.size, changed.site, id])
+            try afterChange?(db)
             return changed
         }
     }

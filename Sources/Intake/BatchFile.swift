@@ -8,7 +8,8 @@ import Glibc
 ///
 /// A line is a JSON object with the fields of a single submit: `customer`, `contact`, `size`,
 /// `from` (strings), `to` (a string) or `months` (an integer), and optionally
-/// `idempotency_key`. Any other field is refused (a misspelt `to` must not become a default, and
+/// `idempotency_key`, `site` (a string: only units there) and `waitlist` (true or false: wait
+/// for a unit instead of a rejection). Any other field is refused (a misspelt `to` must not become a default, and
 /// no line can name who submitted it: that is always the caller). Lines end with LF or CRLF; the
 /// last line needs no newline; a line that is empty or only blanks is skipped (its number still
 /// counts). Line numbers start at 1.
@@ -126,7 +127,7 @@ private struct LineFields: Decodable {
         init?(intValue: Int) { nil }
     }
 
-    static let known = ["customer", "contact", "size", "from", "to", "months", "idempotency_key"]
+    static let known = ["customer", "contact", "size", "from", "to", "months", "idempotency_key", "site", "waitlist"]
 
     init(from decoder: any Decoder) throws {
         let container: KeyedDecodingContainer<Key>
@@ -155,9 +156,18 @@ private struct LineFields: Decodable {
             }
             months = value
         }
+        var waitlist = false
+        let waitlistKey = Key(stringValue: "waitlist")
+        if container.contains(waitlistKey), !(try container.decodeNil(forKey: waitlistKey)) {
+            guard let value = try? container.decode(Bool.self, forKey: waitlistKey) else {
+                throw LineProblem(code: .badData, message: "field waitlist must be true or false")
+            }
+            waitlist = value
+        }
         form = RentalForm(customer: try text("customer", required: true)!, contact: try text("contact", required: true)!,
                           size: try text("size", required: true)!, from: try text("from", required: true)!,
                           to: try text("to", required: false), months: months,
-                          idempotencyKey: try text("idempotency_key", required: false))
+                          idempotencyKey: try text("idempotency_key", required: false),
+                          site: try text("site", required: false), waitlist: waitlist)
     }
 }

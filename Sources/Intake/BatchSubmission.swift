@@ -69,7 +69,7 @@ extension IntakeService {
                 let request = RentalRequest(id: AllocationBatch.requestID(batch: batchID, line: line.number), customer: fields.customer,
                                             contact: fields.contact, size: fields.size.name, period: fields.period,
                                             submittedBy: caller.uid, submittedByName: caller.name, createdAt: now,
-                                            idempotencyKey: form.idempotencyKey)
+                                            idempotencyKey: form.idempotencyKey, site: form.site, waitlist: form.waitlist)
                 guard let key = form.idempotencyKey else {
                     fresh.append((slot, request))
                     outcomes.append(.accepted(id: request.id, created: true))

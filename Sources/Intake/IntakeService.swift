@@ -97,7 +97,7 @@ public final class IntakeService: Sendable {
         var request = RentalRequest(id: ItemID.generate().rawValue, customer: fields.customer, contact: fields.contact,
                                     size: fields.size.name, period: fields.period, submittedBy: caller.uid,
                                     submittedByName: caller.name, createdAt: Clock.nowMilliseconds(),
-                                    idempotencyKey: form.idempotencyKey)
+                                    idempotencyKey: form.idempotencyKey, site: form.site, waitlist: form.waitlist)
         if let key = form.idempotencyKey, let earlier = try recordedRequest(key: key, caller: caller) {
             try Self.requireSameRequest(earlier, request, key: key)
             if try isKnown(earlier.id) { return Submission(id: earlier.id, created: false) }
@@ -327,6 +327,8 @@ public final class IntakeService: Sendable {
         if earlier.contact != retry.contact { differing.append("contact") }
         if earlier.size != retry.size { differing.append("size") }
         if earlier.period != retry.period { differing.append("period") }
+        if earlier.site != retry.site { differing.append("site") }
+        if earlier.waitlist != retry.waitlist { differing.append("waitlist") }
         guard !differing.isEmpty else { return }
         throw IntakeError(.badData, "idempotency key \(key.echoed) was already used for request \(earlier.id) with a different \(differing.joined(separator: ", ")); use a new key for a new request")
     }

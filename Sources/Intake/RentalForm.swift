@@ -16,10 +16,14 @@ public struct RentalForm: Sendable, Equatable {
     public var months: Int?
     /// `--idempotency-key`.
     public var idempotencyKey: String?
+    /// `--site`: only units at this site; nil: any site.
+    public var site: String?
+    /// `--waitlist`: wait for a unit instead of being rejected when none is free.
+    public var waitlist: Bool
 
     /// A form.
     public init(customer: String, contact: String, size: String, from: String, to: String? = nil,
-                months: Int? = nil, idempotencyKey: String? = nil) {
+                months: Int? = nil, idempotencyKey: String? = nil, site: String? = nil, waitlist: Bool = false) {
         self.customer = customer
         self.contact = contact
         self.size = size
@@ -27,6 +31,8 @@ public struct RentalForm: Sendable, Equatable {
         self.to = to
         self.months = months
         self.idempotencyKey = idempotencyKey
+        self.site = site
+        self.waitlist = waitlist
     }
 
     /// The validated fields, or the first problem as a one-line ``IntakeError`` (exit 64 for a
@@ -73,6 +79,9 @@ public struct RentalForm: Sendable, Equatable {
         if let key = idempotencyKey, !Self.isIdempotencyKey(key) {
             throw IntakeError(.badData, "--idempotency-key must be 1 to 128 letters, digits or . _ - (not starting with .)")
         }
+        if let site, !Self.isSite(site) {
+            throw IntakeError(.badData, "--site \(site.echoed) must be 1 to 64 characters on one line, as unit sites are")
+        }
         return (customer, contact, size, period)
     }
 
@@ -100,6 +109,12 @@ public struct RentalForm: Sendable, Equatable {
         guard bytes.first == UInt8(ascii: "+") else { return false }
         let digits = bytes.dropFirst()
         return (6...15).contains(digits.count) && digits.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+
+    /// A site name as the inventory allows it (``InventoryError``'s rule): 1 to 64 characters,
+    /// no control character (so none that could forge a line of a message or a log).
+    static func isSite(_ text: String) -> Bool {
+        (1...64).contains(text.count) && !text.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.properties.isWhitespace && $0 != " " }
     }
 
     static func isIdempotencyKey(_ text: String) -> Bool {

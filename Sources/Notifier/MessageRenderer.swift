@@ -26,7 +26,7 @@ public enum MessageRenderer {
         switch notification.kind {
         case .confirmation:
             subject = "Storage unit \(unit) confirmed from \(request.period.start) [request \(request.id)]"
-            body = ["Your rental request \(request.id) is confirmed.", "",
+            body = [promotionLine(notification) ?? "Your rental request \(request.id) is confirmed.", "",
                     "  Unit:    \(unit)",
                     "  Site:    \(site)",
                     "  Size:    \(size)",
@@ -47,7 +47,9 @@ public enum MessageRenderer {
             if let unit = notification.unit { body.append("  Unit:    \(clean(unit)) (released)") }
             if let site = notification.site { body.append("  Site:    \(clean(site))") }
             body += ["  Size:    \(size)", "  Period:  \(period)"]
-        case .waitlisted, .expiry, .extension, .extensionRefused, .end:
+        case .waitlisted, .expiry:
+            (subject, body) = waitlistMessage(notification)!
+        case .extension, .extensionRefused, .end:
             // Issue 11: each kind gets its own text in MessageRenderer+<Feature>.swift.
             subject = "Rental request \(notification.kind.rawValue) [request \(request.id)]"
             body = ["Your rental request \(request.id): \(notification.kind.rawValue).", ""]

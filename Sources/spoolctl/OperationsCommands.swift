@@ -30,7 +30,7 @@ func operating<T>(_ global: GlobalOptions, _ what: String, _ body: () throws -> 
 struct Reconcile: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
-        abstract: "Repair what a crash left behind (run from cron or a timer): reclaim expired leases, publish the allocator's outbox, complete ended rentals, sweep staging debris, bring the status index up to date, and restore from the allocator store the status of decided requests the index lacks. Exits 65 if the journal records it read are damaged (each damaged segment is named and copied to corrupt/), or if the allocator store is damaged (checked whole; copied to corrupt/ and left in place).")
+        abstract: "Repair what a crash left behind (run from cron or a timer): reclaim expired leases, publish the allocator's outbox, complete ended rentals and expire waitlisted requests whose start has come, sweep staging debris, bring the status index up to date, and restore from the allocator store the status of decided requests the index lacks. Exits 65 if the journal records it read are damaged (each damaged segment is named and copied to corrupt/), or if the allocator store is damaged (checked whole; copied to corrupt/ and left in place).")
 
     @OptionGroup var global: GlobalOptions
 
@@ -49,7 +49,7 @@ struct Reconcile: ParsableCommand {
             }
             let service = try AllocationService(spool: spool, configuration: configuration, logger: logger)
             let published = try service.drainOutbox()
-            let completed = try service.completeEndedRentals()
+            let (completed, expired) = try service.dailyPass()
             try service.drainOutbox()
             let swept = try spool.sweepStaging()
             let index = try StatusIndex(spool: spool)
@@ -66,6 +66,7 @@ struct Reconcile: ParsableCommand {
             try index.checkpoint()  // bound the WAL files
             try AllocatorStore(spool: spool).checkpoint()
             return ["reclaimed_leases": reclaimed, "outbox_published": published, "completed_rentals": completed,
+                    "waitlisted_expired": expired,
                     "staging_files_removed": swept, "journal_records_projected": projected, "index_rebuilt": rebuildIndex,
                     "index_restored_from_allocator_store": restore.restored.count,
                     "lost_commands_requeued": requeued.commands.count, "lost_notifications_requeued": requeued.notifications.count]

@@ -84,6 +84,7 @@ extension RentalStatus {
             ("period", "\(from) until \(to)"), ("unit", unit.map { u in site.map { "\(u) at \($0)" } ?? u } ?? "-"),
         ]
         if let reason { lines.append(("reason", reason)) }
+        if state == .waitlisted, let waitlist { lines.append(("waiting list", Self.waitlistText(waitlist, size: size, site: site, from: from))) }
         if let cancelRequestedAt { lines.append(("cancel requested", cancelRequestedAt.description)) }
         lines.append(("notified", notifiedAt?.description ?? "-"))
         if attempts > 0 { lines.append(("attempts", String(attempts))) }

@@ -11,7 +11,7 @@ struct Submit: ParsableCommand {
         // reading `--help` (the hostile campaign) take as the command's.
         usage: """
             spoolctl submit [--spool <spool>] [--config <config>] [--json] --customer <customer> --contact <contact> \
-            --size <size> --from <from> [--to <to>] [--months <months>] [--idempotency-key <idempotency-key>] [--wait <wait>]
+            --size <size> --from <from> [--to <to>] [--months <months>] [--site <site>] [--waitlist] [--idempotency-key <idempotency-key>] [--wait <wait>]
 
             spoolctl submit [--spool <spool>] [--config <config>] [--json] --batch <FILE>
             """,
@@ -19,11 +19,13 @@ struct Submit: ParsableCommand {
             If the id cannot be written to standard output (closed, full disk, broken pipe), the request \
             stays queued and submit exits 74 naming it on standard error; submit again with the same \
             --idempotency-key to get the id of that request without creating a second one. A key reused \
-            with a different customer, contact, size or period is refused (exit 65).
+            with a different customer, contact, size, period, site or --waitlist is refused (exit 65).
+
+            --site X assigns only units at site X. --waitlist turns a rejection for lack of units into             the state waitlisted: the request waits, first come first served per size and site, and is             assigned (and the customer notified) as soon as a cancel, an early end or a new unit frees a             unit that fits its whole period; it expires on its start date if none does (state expired,             notified). A request starting tomorrow at the earliest can wait; one starting today is             rejected as without --waitlist. With --wait, a decided request exits 0 whatever the decision             (assigned, rejected or waitlisted): the text or --json says which; still queued: exit 75.             spoolctl cancel takes a waitlisted request off the list.
 
             --batch FILE submits many requests at once: one JSON object per line (LF or CRLF; - reads \
             standard input) with the fields customer, contact, size, from, to or months, and optionally \
-            idempotency_key; at most 10,000 lines and 4 MiB (beyond: exit 65, nothing queued); no request \
+            idempotency_key, site (a string) and waitlist (true or false); at most 10,000 lines and 4 MiB (beyond: exit 65, nothing queued); no request \
             at all: exit 64. The valid lines are queued together, durably, as one spool item; each request \
             gets its own id, and each line its own result: a table (LINE, ID, RESULT) or, with --json, one \
             JSON array of {line, id, created, state} or {line, error, exit_code}. Exit 0 when every line \
@@ -53,6 +55,12 @@ struct Submit: ParsableCommand {
     @Option(name: .customLong("idempotency-key"), help: "A retried submit with the same key returns the first request.")
     var idempotencyKey: String?
 
+    @Option(help: "Only a unit at this site (default: any site).")
+    var site: String?
+
+    @Flag(help: "When no unit is free, wait on the waiting list (state waitlisted) instead of being rejected.")
+    var waitlist = false
+
     @Option(help: "Wait up to SECONDS (default 30) for the allocator's decision.")
     var wait: Int?
 
@@ -63,7 +71,8 @@ struct Submit: ParsableCommand {
     func validate() throws {
         let single: [(String, Bool)] = [("--customer", customer != nil), ("--contact", contact != nil), ("--size", size != nil),
                                         ("--from", from != nil), ("--to", to != nil), ("--months", months != nil),
-                                        ("--idempotency-key", idempotencyKey != nil), ("--wait", wait != nil)]
+                                        ("--idempotency-key", idempotencyKey != nil), ("--wait", wait != nil),
+                                        ("--site", site != nil), ("--waitlist", waitlist)]
         if batch != nil {
             if let option = single.first(where: \.1) {
                 throw ValidationError("--batch takes every request from its file: \(option.0) is given per line there")
@@ -78,7 +87,7 @@ struct Submit: ParsableCommand {
         let (intake, caller) = try global.intake()
         guard let customer, let contact, let size, let from else { return }  // validate() made sure
         let form = RentalForm(customer: customer, contact: contact, size: size, from: from, to: to, months: months,
-                              idempotencyKey: idempotencyKey)
+                              idempotencyKey: idempotencyKey, site: site, waitlist: waitlist)
         let submission = try global.reporting { try intake.submit(form, caller: caller) }
         guard let wait else {
             try delivering(submission.id, "is queued") {
@@ -115,6 +124,12 @@ struct Submit: ParsableCommand {
             return "request \(status.id) \(status.state.rawValue): unit \(status.unit ?? "?") at \(status.site ?? "?"), \(status.size), \(status.from) until \(status.to)"
         case .rejected:
             return "request \(status.id) rejected: \(status.reason ?? "no unit available")"
+        case .waitlisted:
+            let position = status.waitlist?.position.map { "; position \($0) in the waiting list" } ?? ""
+            return "request \(status.id) waitlisted: \(status.reason ?? "no \(status.size) unit is free")"
+                + "; you will be told when one is assigned (expires \(status.from)\(position))"
+        case .expired:
+            return "request \(status.id) expired: \(status.reason ?? "no \(status.size) unit became free before \(status.from)")"
         default:
             return "request \(status.id) \(status.state.rawValue)"
         }
@@ -179,7 +194,7 @@ struct List: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "Only requests in this state: received, assigned, confirmed, rejected, cancelled, completed.")
+    @Option(help: "Only requests in this state: received, assigned, confirmed, rejected, cancelled, completed, waitlisted, expired.")
     var state: String?
 
     func run() throws {

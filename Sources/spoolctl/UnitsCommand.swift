@@ -11,7 +11,7 @@ struct Units: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "units",
         abstract: "Manage the inventory of storage units.",
-        subcommands: [Add.self, Change.self, Import.self, ListUnits.self, Retire.self])
+        subcommands: [Add.self, Change.self, Import.self, ListUnits.self, Retire.self, Reinstate.self])
 
     /// The allocator's store of the configured spool, for an operator.
     static func store(_ global: GlobalOptions, operatorAction: String?) throws -> (AllocatorStore, SystemConfiguration) {
@@ -51,12 +51,13 @@ struct Units: ParsableCommand {
 
     static func add(_ units: [StorageUnit], _ global: GlobalOptions) throws {
         let (store, configuration) = try store(global, operatorAction: "change the inventory")
-        do { try store.addUnits(units, sizes: configuration.sizes) } catch let error as InventoryError {
+        let promotion = WaitlistPromotion(units: units.map(\.id), configuration: configuration)
+        do { try store.addUnits(units, sizes: configuration.sizes, afterChange: promotion.hook) } catch let error as InventoryError {
             throw failure(error, global)
         } catch {
             throw Failure(IntakeError.mapping(error, doing: "updating the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
         }
-        if global.json { try printJSON(units) } else { try emit("\(units.count) unit\(units.count == 1 ? "" : "s") added") }
+        if global.json { try printJSON(units) } else { try emit("\(units.count) unit\(units.count == 1 ? "" : "s") added" + promotedText(promotion)) }
     }
 
     struct Add: ParsableCommand {
@@ -90,12 +91,13 @@ struct Units: ParsableCommand {
         func run() throws {
             let (store, configuration) = try Units.store(global, operatorAction: "change the inventory")
             let unit: StorageUnit
-            do { unit = try store.changeUnit(id, size: size, site: site, sizes: configuration.sizes) } catch let error as InventoryError {
+            let promotion = WaitlistPromotion(units: [id], configuration: configuration)
+            do { unit = try store.changeUnit(id, size: size, site: site, sizes: configuration.sizes, afterChange: promotion.hook) } catch let error as InventoryError {
                 throw Units.failure(error, global)
             } catch {
                 throw Failure(IntakeError.mapping(error, doing: "changing unit \(id.echoed)", spoolRoot: configuration.spoolRoot), json: global.json)
             }
-            if global.json { try printJSON(unit) } else { try emit("unit \(unit.id): size \(unit.size), site \(unit.site)") }
+            if global.json { try printJSON(unit) } else { try emit("unit \(unit.id): size \(unit.size), site \(unit.site)" + Units.promotedText(promotion)) }
         }
     }
 
@@ -151,9 +153,10 @@ struct Units: ParsableCommand {
                 throw Failure(IntakeError.mapping(error, doing: "reading the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
             }
             for id in existing { rejected.append((firstLine[id]!, "unit \(id) exists already (change it with spoolctl units change)")) }
+            let promotion = WaitlistPromotion(units: entries.compactMap(\.unit?.id), configuration: configuration)
             if rejected.isEmpty {
                 do {
-                    try store.addUnits(entries.compactMap(\.unit), sizes: configuration.sizes)
+                    try store.addUnits(entries.compactMap(\.unit), sizes: configuration.sizes, afterChange: promotion.hook)
                 } catch let error as InventoryError {
                     guard case .unitsExist(let ids) = error else { throw Units.failure(error, global) }
                     rejected = ids.compactMap { id in firstLine[id].map { ($0, "unit \(id) exists already (change it with spoolctl units change)") } }
@@ -167,7 +170,7 @@ struct Units: ParsableCommand {
                               json: global.json, details: details)
             }
             let units = entries.compactMap(\.unit)
-            if global.json { try printJSON(units) } else { try emit("\(units.count) unit\(units.count == 1 ? "" : "s") added") }
+            if global.json { try printJSON(units) } else { try emit("\(units.count) unit\(units.count == 1 ? "" : "s") added" + Units.promotedText(promotion)) }
         }
     }
 
