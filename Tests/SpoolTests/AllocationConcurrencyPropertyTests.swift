@@ -87,15 +87,14 @@ import Testing
             var random = SeededGenerator(seed: 99)
             for round in 0..<rounds {
                 let id = "N\(round % 4)"
-                switch Int.random(in: 0..<3, using: &random) {
-                case 0 where round < 4:
-                    try store.addUnits([StorageUnit(id: id, size: ["S", "M", "L"].randomElement(using: &random)!, site: "south")], sizes: SizeClass.defaults)
-                case 1 where round >= 4:
+                let hook = WaitlistPromotion(units: [id], configuration: SystemConfiguration(), today: CalendarDay(daysSinceEpoch: today)).hook
+                if round < 4 {
+                    try store.addUnits([StorageUnit(id: id, size: ["S", "M", "L"].randomElement(using: &random)!, site: "south")],
+                                       sizes: SizeClass.defaults, afterChange: hook)
+                } else if Bool.random(using: &random) {
                     try store.retireUnit(id)
-                default:
-                    if features.reinstate, round >= 4 {
-                        try store.write { db in try db.execute(sql: "UPDATE unit SET in_service = 1 WHERE id = ?", arguments: [id]) }
-                    }
+                } else if features.reinstate {
+                    try store.reinstateUnit(id, afterChange: hook)
                 }
             }
         } catch {
@@ -166,5 +165,13 @@ import Testing
         #expect(shared.decided.load(ordering: .relaxed) >= 4 * groups)
         let assigned = try checker.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM rental WHERE state = 'assigned'") ?? 0 }
         #expect(assigned > 0)
+        if Self.features.waitlist {
+            // The waiting list was in play: requests waited, and some were promoted (revision ≥ 1).
+            let (waited, promoted) = try checker.read { db in
+                (try Int.fetchOne(db, sql: "SELECT count(*) FROM rental WHERE state = 'waitlisted' OR status LIKE '%\"waitlist\"%' OR status LIKE '%\"revision\"%'") ?? 0,
+                 try Int.fetchOne(db, sql: "SELECT count(*) FROM rental WHERE state = 'assigned' AND status LIKE '%\"revision\"%'") ?? 0)
+            }
+            #expect(waited > 0 && promoted > 0, "waited \(waited), promoted \(promoted)")
+        }
     }
 }

@@ -93,6 +93,23 @@ import Testing
         #expect(Self.shrink(scenario).allSatisfy { $0.ops.count < scenario.ops.count || $0.units.count < scenario.units.count || $0.ops != scenario.ops })
     }
 
+    /// The scenarios reach what the invariants are about: waiting, promotions (after cancels, ends
+    /// and inventory changes), expiries, applied and refused changes.
+    @Test func scenariosExerciseTheFeatures() throws {
+        var rng = Xoshiro(seed: (31, 32, 33, 34))
+        var exercised: [String: Int] = [:]
+        for _ in 0..<8 {
+            let harness = try AllocationPropertyHarness(Self.scenarios.run(using: &rng))
+            defer { harness.removeScratch() }
+            #expect(harness.run() == nil)
+            exercised.merge(harness.exercised, uniquingKeysWith: +)
+        }
+        var wanted = ["assigned", "rejected", "cancelled", "noChange"]
+        if AllocationPropertyHarness.features.waitlist { wanted += ["waitlisted", "promoted", "expired"] }
+        if AllocationPropertyHarness.features.changes { wanted += ["changed", "refused"] }
+        for key in wanted { #expect(exercised[key, default: 0] > 0, "\(key): \(exercised)") }
+    }
+
     /// The checks can fail: a store broken behind the allocator's back (an overlap written with
     /// the trigger dropped, a waitlisted request left beside a free unit) is reported.
     @Test func harnessDetectsBrokenStores() throws {

@@ -21,7 +21,7 @@ import Rentals
 /// A store error (SQLite's overlap trigger among them) is a violation, never tolerated.
 /// `run()` returns the first violation, naming the step, or nil.
 final class AllocationPropertyHarness {
-    static let features = AllocationReferenceModel.Features(waitlist: false, sites: false, changes: false, reinstate: false)
+    static let features = AllocationReferenceModel.Features(waitlist: true, sites: true, changes: false, reinstate: true)
     static let origin = CalendarDay(iso: "2031-03-01")!.daysSinceEpoch
 
     let scenario: AllocationScenario
@@ -36,6 +36,8 @@ final class AllocationPropertyHarness {
     var step = -1
     /// The waiting list after the previous step (promoted rows are gone after the step).
     var lastWaitlist: [String: Waiting] = [:]
+    /// What the scenario exercised: decisions by kind, promotions (for the coverage test).
+    var exercised: [String: Int] = [:]
     /// The rental rows after the previous step.
     var lastRows: [String: Row] = [:]
 
@@ -149,12 +151,15 @@ final class AllocationPropertyHarness {
             model.advance(to: model.today + op.advanceDays)
             try dailyPass()
         }
+        if let real { exercised["\(real)".prefix { $0 != "(" }.description, default: 0] += 1 }
         if expected != real { return "decision \(real.map { "\($0)" } ?? "none"), model expects \(expected.map { "\($0)" } ?? "none")" }
         let after = try rows()
         if let (id, day, isExtend) = changeCheck, let violation = Self.checkChange(id, day: day, isExtend: isExtend, before[id]!, after[id]!, real!) {
             return violation
         }
         let promotedReal = after.keys.filter { before[$0]?.state == "waitlisted" && after[$0]?.state == "assigned" }.sorted()
+        exercised["promoted", default: 0] += promotedReal.count
+        exercised["expired", default: 0] += after.keys.filter { before[$0]?.state == "waitlisted" && after[$0]?.state == "expired" }.count
         return try check(before: before, after: after, promotedReal: promotedReal, promotedModel: promotedModel.sorted())
     }
 
@@ -289,17 +294,21 @@ extension AllocationPropertyHarness {
     }
 }
 
-// The operations whose entry points land with the features (issue 11: W's waiting list and
-// reinstate, the promotion hook of inventory changes).
+// Inventory changes as `spoolctl units` makes them: with the waiting list's promotion
+// (``WaitlistPromotion``) in the change's transaction, deciding with the scenario's today.
 extension AllocationPropertyHarness {
+    func promotion(_ ids: [String]) -> WaitlistPromotion {
+        WaitlistPromotion(units: ids, configuration: service.configuration, today: CalendarDay(daysSinceEpoch: model.today))
+    }
+
     func addUnit(_ unit: StorageUnit) throws {
-        try service.store.addUnits([unit], sizes: SizeClass.defaults)
+        try service.store.addUnits([unit], sizes: SizeClass.defaults, afterChange: promotion([unit.id]).hook)
     }
 
     /// False when the store refuses (the unit holds a rental).
     func changeUnit(_ id: String, size: String, site: String) throws -> Bool {
         do {
-            try service.store.changeUnit(id, size: size, site: site, sizes: SizeClass.defaults)
+            try service.store.changeUnit(id, size: size, site: site, sizes: SizeClass.defaults, afterChange: promotion([id]).hook)
             return true
         } catch InventoryError.unitHeld {
             return false
@@ -307,10 +316,10 @@ extension AllocationPropertyHarness {
     }
 
     func reinstate(_ id: String) throws {
-        try service.store.write { db in try db.execute(sql: "UPDATE unit SET in_service = 1 WHERE id = ?", arguments: [id]) }
+        try service.store.reinstateUnit(id, afterChange: promotion([id]).hook)
     }
 
     func dailyPass() throws {
-        try service.completeEndedRentals(today: CalendarDay(daysSinceEpoch: model.today), now: now)
+        try service.dailyPass(today: CalendarDay(daysSinceEpoch: model.today), now: now)
     }
 }
