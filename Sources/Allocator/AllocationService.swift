@@ -92,8 +92,8 @@ public final class AllocationService: Sendable {
             return try allocate(request, now: now, db)
         case .cancel(let request, let requestedAt):
             return try cancel(request, requestedAt: requestedAt, existing: existing, now: now, db)
-        case .extend, .end:
-            return .refused(reason: "changes are not decided by this allocator yet")  // issue 11, engineer X
+        case .extend(let change), .end(let change):
+            return try decideChange(change, existing: existing, now: now, db)
         }
     }
 

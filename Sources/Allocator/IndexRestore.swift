@@ -80,25 +80,14 @@ extension AllocationService {
     }
 
     /// `status` with the notifier's delivery of its decision applied, if it was delivered (the
-    /// same status the notifier journals after delivering).
+    /// same status the notifier journals after delivering): the delivery record is the one of
+    /// the notification the decision called for (``CustomerNotification/init(decided:decidedAt:)``:
+    /// `<id>-<kind>` at revision 0, `<id>-<kind>-r<revision>` above), so a delivery of an
+    /// earlier revision never counts for a later decision.
     static func afterDelivery(of status: RentalStatus, _ delivered: RecordDirectory) -> RentalStatus {
-        let kind: CustomerNotification.Kind
-        let step: Int64
-        switch status.state {
-        case .assigned: (kind, step) = (.confirmation, 3)
-        case .rejected: (kind, step) = (.rejection, 3)
-        case .cancelled: (kind, step) = (.cancellation, 5)
-        default: return status
-        }
-        guard let bytes = try? delivered.read("\(status.id)-\(kind.rawValue)"),
+        guard let notification = CustomerNotification(decided: status, decidedAt: status.updatedAt.milliseconds),
+              let bytes = try? delivered.read(notification.eventId),
               let at = Timestamp(rfc3339: String(decoding: bytes, as: UTF8.self)) else { return status }
-        var after = status
-        if status.state == .assigned { after.state = .confirmed }
-        after.notifiedAt = at
-        after.updatedAt = at
-        after.attempts = 0
-        after.lastError = nil
-        after.version = RentalStatus.version(step: step)
-        return after
+        return status.afterDelivery(of: notification.kind, notifiedAt: at, failure: nil, attempts: 0)
     }
 }

@@ -8,7 +8,7 @@ extension AllocationService {
     public struct LostItems: Sendable, Equatable {
         /// Requests whose allocate or cancel command was queued again.
         public var commands: [String] = []
-        /// Notifications (event ids, `<request>-<kind>`) queued again.
+        /// Notifications (event ids, `<request>-<kind>`, `<request>-<kind>-r<revision>`) queued again.
         public var notifications: [String] = []
     }
 
@@ -21,8 +21,9 @@ extension AllocationService {
     /// - a cancel command: a request the index shows with `cancel_requested_at` (journaled by a
     ///   cancel after its command was queued), not cancelled, with no cancel command queued and
     ///   none processed by the allocator store;
-    /// - a notification: a decision in the allocator store (assigned, rejected, cancelled)
-    ///   whose message was not delivered (`notifier/delivered/<event-id>`), is not waiting in
+    /// - a notification: a decision in the allocator store (assigned, rejected, cancelled,
+    ///   waitlisted, expired; after a change, its extension, end or refusal) whose message was
+    ///   not delivered (`notifier/delivered/<event-id>`), is not waiting in
     ///   the store's outbox and is in no notification queue entry.
     ///
     /// Each check reads the index (or the store) first, then the queue, then the store (or the
@@ -71,7 +72,7 @@ extension AllocationService {
         // Notifications: one snapshot of decisions and of the outbox, then the queue, then the
         // delivery records (the notifier writes its record before it acknowledges the item).
         let (documents, pending) = try store.read { db in
-            let documents = try String.fetchAll(db, sql: "SELECT status FROM rental WHERE state IN ('assigned', 'rejected', 'cancelled') ORDER BY request_id")
+            let documents = try String.fetchAll(db, sql: "SELECT status FROM rental WHERE state IN ('assigned', 'rejected', 'cancelled', 'waitlisted', 'expired') ORDER BY request_id")
             let pending = try String.fetchAll(db, sql: "SELECT item_id FROM outbox WHERE kind = 'notify' AND item_id IS NOT NULL")
             return (documents, Set(pending))
         }
@@ -100,19 +101,10 @@ extension AllocationService {
                              createdAt: status.createdAt.milliseconds)
     }
 
-    /// The notification the allocator queued for the decision `status` records.
+    /// The notification the allocator queued for the decision `status` records
+    /// (``CustomerNotification/init(decided:decidedAt:)``: the kind and the revision-aware event
+    /// id follow from the status, and after a change its period is the current one).
     static func notification(of status: RentalStatus) -> CustomerNotification? {
-        guard let request = request(of: status) else { return nil }
-        let decidedAt = status.updatedAt.milliseconds
-        switch status.state {
-        case .assigned:
-            return CustomerNotification(kind: .confirmation, request: request, unit: status.unit, site: status.site, decidedAt: decidedAt)
-        case .rejected:
-            return CustomerNotification(kind: .rejection, request: request, reason: status.reason, alternative: status.alternative, decidedAt: decidedAt)
-        case .cancelled:
-            return CustomerNotification(kind: .cancellation, request: request, unit: status.unit, site: status.site, decidedAt: decidedAt)
-        default:
-            return nil
-        }
+        CustomerNotification(decided: status, decidedAt: status.updatedAt.milliseconds)
     }
 }

@@ -10,7 +10,7 @@ import Spool
 /// characters of ids) of its file, header and payload (a single command, a batch of requests,
 /// a cancel, a notification: each carries the request's id as a JSON string, never escaped),
 /// or is named by the item's id (the request's own, a batch's whose id starts its requests',
-/// a batch request's cancel, `<request>-<kind>` of a notification): so a file that does not
+/// a batch request's cancel, `<request>-<kind>[-r<revision>]` of a notification): so a file that does not
 /// decode, or cannot be read, is judged by what it may still become to a consumer that can
 /// read it, not ignored.
 struct ReferenceScan {
@@ -68,7 +68,7 @@ struct ReferenceScan {
     /// The candidates an item id names.
     func named(_ item: String) -> Set<String> {
         var names: Set<String> = [item]
-        for kind in Pruner.kinds where item.hasSuffix("-\(kind)") { names.insert(String(item.dropLast(kind.count + 1))) }
+        if let request = Pruner.request(ofEventID: item) { names.insert(request) }
         if let id = ItemID(item), let request = AllocationBatch.cancelledRequest(byItem: id) { names.insert(request) }
         var found = names.intersection(candidates)
         if let members = byBatch[item] { found.formUnion(members) }

@@ -34,8 +34,20 @@ struct Pruner {
     let queues: [Queue]
     var chunk = 500
 
-    /// The kinds of notification, as event ids end (`<request>-<kind>`).
-    static let kinds = [CustomerNotification.Kind.confirmation, .rejection, .cancellation].map(\.rawValue)
+    /// The kinds of notification, as event ids end (`<request>-<kind>`), longest first.
+    static let kinds = CustomerNotification.Kind.allCases.map(\.rawValue).sorted { $0.count > $1.count }
+
+    /// The request an event id (a delivery record's name, a notification's item id) names:
+    /// `<request>-<kind>` or `<request>-<kind>-r<revision>`; nil for another name.
+    static func request(ofEventID name: String) -> String? {
+        var base = Substring(name)
+        if let dash = base.lastIndex(of: "-"), base[base.index(after: dash)...].first == "r",
+           case let digits = base[base.index(dash, offsetBy: 2)...], !digits.isEmpty, digits.allSatisfy({ ("0"..."9").contains($0) }) {
+            base = base[..<dash]
+        }
+        guard let kind = kinds.first(where: { base.hasSuffix("-\($0)") }), base.count > kind.count + 1 else { return nil }
+        return String(base.dropLast(kind.count + 1))
+    }
 
     /// The counts of a run that found nothing.
     static let zeroCounts = ["processed_keys_pruned": 0, "rentals_pruned": 0, "delivered_records_pruned": 0,
@@ -109,11 +121,17 @@ struct Pruner {
                 var removed = 0
                 let delete = try db.cachedStatement(sql: "DELETE FROM rental WHERE request_id = ? AND updated_at = ? AND state <> 'assigned'")
                 let tombstone = try db.cachedStatement(sql: "INSERT OR REPLACE INTO processed (key, at) VALUES (?, ?)")
+                // `extend:<id>:…` and `end:<id>:…` as key ranges (';' follows ':'): index seeks.
+                let changeKeys = try db.cachedStatement(sql: """
+                    DELETE FROM processed WHERE (key > ? AND key < ?) OR (key > ? AND key < ?)
+                    """)
                 for rental in part {
                     try delete.execute(arguments: [rental.id, rental.updatedAt])
                     guard db.changesCount == 1 else { continue }
                     removed += 1
                     for key in ["allocate:\(rental.id)", "cancel:\(rental.id)"] { try tombstone.execute(arguments: [key, now]) }
+                    // A change never creates a row, so its key needs no tombstone: it goes with the row.
+                    try changeKeys.execute(arguments: ["extend:\(rental.id):", "extend:\(rental.id);", "end:\(rental.id):", "end:\(rental.id);"])
                 }
                 return removed
             }
@@ -197,13 +215,16 @@ struct Pruner {
         return rentals
     }
 
-    /// Processed keys without a rental row older than the horizon: tombstones of pruned rentals
-    /// (a key without a row is nothing else: every decision writes a row).
+    /// Processed `allocate:`/`cancel:` keys without a rental row older than the horizon:
+    /// tombstones of pruned rentals (such a key without a row is nothing else: every allocate or
+    /// cancel writes a row). A change's key (`extend:<id>:<change>`, `end:<id>:<change>`) is
+    /// never a tombstone: a change writes no row, and its key goes with its rental's row.
     func oldTombstones() throws -> [Tombstone] {
         guard policy.days != nil else { return [] }
         return try store.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT key, at FROM processed WHERE at < ?
+                  AND (substr(key, 1, 9) = 'allocate:' OR substr(key, 1, 7) = 'cancel:')
                   AND NOT EXISTS (SELECT 1 FROM rental WHERE request_id = substr(processed.key, instr(processed.key, ':') + 1))
                 """, arguments: [now - horizon]).compactMap { row in
                 let key: String = try row.decode(String.self, forColumn: "key")
@@ -219,8 +240,7 @@ struct Pruner {
         guard policy.days != nil, let delivered else { return [] }
         var records: [(name: String, request: String)] = []
         for name in try delivered.names() {
-            guard let kind = Self.kinds.first(where: { name.hasSuffix("-\($0)") }) else { continue }
-            let request = String(name.dropLast(kind.count + 1))
+            guard let request = Self.request(ofEventID: name) else { continue }
             // A record that cannot be read (a symlink, too large, a failed read) is kept.
             guard let bytes = try? delivered.read(name, limit: 4096),
                   let at = Timestamp(rfc3339: String(decoding: bytes, as: UTF8.self)), at.milliseconds < now - horizon else { continue }

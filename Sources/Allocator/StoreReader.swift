@@ -73,7 +73,10 @@ public struct StoreReader: Sendable {
             schemaAtLeastV4 = true
             return
         }
-        database = try DatabaseQueue(path: path, configuration: Self.configuration)
+        do { database = try DatabaseQueue(path: path, configuration: Self.configuration) } catch let error as DatabaseError
+            where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_INTERRUPT {
+            throw TimedOut(path: path)
+        }
         storeExists = true
         schemaAtLeastV4 = try Self.bounded(database, path: path) { db in
             guard try db.tableExists("grdb_migrations") else { return false }

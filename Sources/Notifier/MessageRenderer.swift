@@ -50,9 +50,7 @@ public enum MessageRenderer {
         case .waitlisted, .expiry:
             (subject, body) = waitlistMessage(notification)!
         case .extension, .extensionRefused, .end:
-            // Issue 11: each kind gets its own text in MessageRenderer+<Feature>.swift.
-            subject = "Rental request \(notification.kind.rawValue) [request \(request.id)]"
-            body = ["Your rental request \(request.id): \(notification.kind.rawValue).", ""]
+            (subject, body) = changeText(notification)
         }
         if let phone { body.append("  Contact: \(phone)") }
         body += ["", "Quote the request id \(request.id) in any question about it.", ""]

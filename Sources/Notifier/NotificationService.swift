@@ -88,7 +88,10 @@ public final class NotificationService: Sendable {
     func status(after notification: CustomerNotification, current: RentalStatus?, notifiedAt: Timestamp?,
                 failure: String?, attempts: Int) -> RentalStatus {
         if let decided = notification.status {
-            return Self.status(after: decided, kind: notification.kind, notifiedAt: notifiedAt, failure: failure, attempts: attempts)
+            var status = Self.status(after: decided, kind: notification.kind, notifiedAt: notifiedAt, failure: failure, attempts: attempts)
+            // A cancel requested after the decision (journaled by the front door) stays visible.
+            if status.state != .cancelled { status.cancelRequestedAt = decided.cancelRequestedAt ?? current?.cancelRequestedAt }
+            return status
         }
         var status = RentalStatus(received: notification.request)
         status.unit = notification.unit
@@ -118,26 +121,12 @@ public final class NotificationService: Sendable {
     }
 
     /// The status after delivering (or failing to deliver) a notification that carries the
-    /// allocator's decided status: that status, one step later once delivered (an assigned
-    /// rental becomes confirmed), in the same revision. Never rebuilt from the request, which
+    /// allocator's decided status: ``RentalStatus/afterDelivery(of:notifiedAt:failure:attempts:now:)``
+    /// (the same revision, one step later once delivered). Never rebuilt from the request, which
     /// would undo an extension or an end.
     static func status(after decided: RentalStatus, kind: CustomerNotification.Kind, notifiedAt: Timestamp?,
                        failure: String?, attempts: Int) -> RentalStatus {
-        var status = decided
-        let step = decided.version % 1_000_000 / 1000
-        let delivered = notifiedAt != nil
-        status.updatedAt = notifiedAt ?? .now()
-        status.attempts = attempts
-        status.lastError = failure
-        if delivered {
-            status.notifiedAt = notifiedAt
-            if status.change != nil, kind == .extension || kind == .extensionRefused || kind == .end {
-                status.change?.notifiedAt = notifiedAt
-            }
-            if status.state == .assigned { status.state = .confirmed }
-        }
-        status.version = RentalStatus.version(revision: decided.revision, step: step + (delivered ? 1 : 0), attempts: attempts)
-        return status
+        decided.afterDelivery(of: kind, notifiedAt: notifiedAt, failure: failure, attempts: attempts)
     }
 
     private func record(_ status: RentalStatus) throws {

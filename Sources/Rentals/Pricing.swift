@@ -126,6 +126,16 @@ extension RentalPrice {
                            totalMinor: amount)
     }
 
+    /// One line for people (`spoolctl status`): `EUR 237.00 (EUR 79.00 per month)`; with
+    /// extensions each stretch's rate: `EUR 336.00 (EUR 79.00 per month, from 2027-04-01 EUR 99.00)`.
+    public var summary: String {
+        func money(_ minor: Int64) -> String { Currency.format(Money(minor: minor, currency: currency)) }
+        let rates = lines.enumerated().map { index, line in
+            index == 0 ? "\(money(line.monthlyRateMinor)) per month" : "from \(line.from) \(money(line.monthlyRateMinor))"
+        }
+        return rates.isEmpty ? money(totalMinor) : "\(money(totalMinor)) (\(rates.joined(separator: ", ")))"
+    }
+
     /// The end of the priced period (the last line's `to`), nil without lines.
     public var pricedUntil: CalendarDay? { lines.last?.to }
 

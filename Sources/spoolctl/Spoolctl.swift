@@ -24,6 +24,8 @@ struct Spoolctl: ParsableCommand {
             Submit.self, Cancel.self, Status.self, List.self, Units.self,
             Up.self, Reconcile.self, Queues.self, Dead.self, Index.self,
             Compact.self, Stats.self, Config.self, Backup.self,
+            Extend.self, End.self,
+            Prices.self,
             AvailabilityCommand.self,
         ])
 
