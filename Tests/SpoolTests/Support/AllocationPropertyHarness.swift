@@ -21,7 +21,7 @@ import Rentals
 /// A store error (SQLite's overlap trigger among them) is a violation, never tolerated.
 /// `run()` returns the first violation, naming the step, or nil.
 final class AllocationPropertyHarness {
-    static let features = AllocationReferenceModel.Features(waitlist: true, sites: true, changes: false, reinstate: true)
+    static let features = AllocationReferenceModel.Features(waitlist: true, sites: true, changes: true, reinstate: true)
     static let origin = CalendarDay(iso: "2031-03-01")!.daysSinceEpoch
 
     let scenario: AllocationScenario
