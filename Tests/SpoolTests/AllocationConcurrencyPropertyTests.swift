@@ -32,7 +32,7 @@ import Testing
     /// One worker's random groups of commands.
     static func work(worker: Int, spool: Spool, groups: Int, shared: Shared) {
         do {
-            let service = try AllocationService(spool: spool, configuration: SystemConfiguration(), logger: Logger(label: "w\(worker)"))
+            let service = try AllocationService(spool: spool, configuration: SystemConfiguration(), logger: Logger(label: "w\(worker)", factory: { _ in SwiftLogNoOpLogHandler() }))
             var random = SeededGenerator(seed: UInt64(worker) &* 7_919 &+ 17)
             for group in 0..<groups {
                 var commands: [AllocationCommand] = []

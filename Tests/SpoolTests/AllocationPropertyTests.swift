@@ -104,7 +104,7 @@ import Testing
             #expect(harness.run() == nil)
             exercised.merge(harness.exercised, uniquingKeysWith: +)
         }
-        var wanted = ["assigned", "rejected", "cancelled", "noChange"]
+        var wanted = ["assigned", "rejected", "cancelled", "noChange", "priced"]
         if AllocationPropertyHarness.features.waitlist { wanted += ["waitlisted", "promoted", "expired"] }
         if AllocationPropertyHarness.features.changes { wanted += ["changed", "refused"] }
         for key in wanted { #expect(exercised[key, default: 0] > 0, "\(key): \(exercised)") }

@@ -11,13 +11,16 @@ import Rentals
 /// 1. no unit holds overlapping assigned periods;
 /// 2. saturation: no waitlisted request starting after today fits a free in-service unit;
 /// 3. each request's status versions (the journal events in the outbox) strictly increase, and
-///    the store's status document is the last of them;
+///    the store's status document is the last of them, and no status changes without an event;
 /// 4. a refused extension leaves the row's end, unit and price and the document's `to`, `unit`
 ///    and `price` byte-identical; an applied one keeps the unit;
 /// 5. FCFS: no request promoted in the step is younger than a still-waiting one of its size that
 ///    could have taken its place (same site or any site, fits its unit without it);
 /// 6. the model agrees on the decision, on the requests promoted, and on the whole state (every
-///    request's state, unit and period; the waiting list).
+///    request's state, unit and period; the waiting list);
+/// 7. prices (currency EUR, rates per size and one per site, a new rate at each day advance): a
+///    request's amount changes only by its own booking, promotion or change, and an assigned
+///    row's amount and currency are its status document's price.
 /// A store error (SQLite's overlap trigger among them) is a violation, never tolerated.
 /// `run()` returns the first violation, naming the step, or nil.
 final class AllocationPropertyHarness {
@@ -44,6 +47,7 @@ final class AllocationPropertyHarness {
     struct Row: Equatable {
         var state: String; var unit: String?; var start: Int; var end: Int
         var status: String; var currency: String?; var amount: Int64?
+        var updatedAt: Int64 = 0
     }
 
     init(_ scenario: AllocationScenario) throws {
@@ -52,7 +56,8 @@ final class AllocationPropertyHarness {
         let spool = try Spool(path: directory + "/spool", create: true)
         var configuration = SystemConfiguration()
         configuration.sizes = SizeClass.defaults
-        service = try AllocationService(spool: spool, configuration: configuration, logger: Logger(label: "property"))
+        configuration.currency = "EUR"
+        service = try AllocationService(spool: spool, configuration: configuration, logger: Logger(label: "property", factory: { _ in SwiftLogNoOpLogHandler() }))
         model = AllocationReferenceModel(features: Self.features, today: Self.origin)
     }
 
@@ -77,6 +82,12 @@ final class AllocationPropertyHarness {
                 try service.store.addUnits([unit], sizes: SizeClass.defaults)
                 model.units.append(.init(id: unit.id, size: unit.size, site: unit.site, inService: true))
                 unitIDs.append(unit.id)
+            }
+            try service.store.write { db in
+                for (index, size) in AllocationOpCode.sizes.enumerated() {
+                    try PriceBook.set(size: size, site: nil, monthlyMinor: Int64(4_900 + 2_500 * index), currency: "EUR", by: "test", now: now, db)
+                }
+                try PriceBook.set(size: "M", site: "north", monthlyMinor: 8_100, currency: "EUR", by: "test", now: now, db)
             }
             lastRows = try rows()
             if let violation = try check(before: lastRows, after: lastRows, promotedReal: [], promotedModel: []) { return "initial: \(violation)" }
@@ -150,17 +161,43 @@ final class AllocationPropertyHarness {
         case .advance:
             model.advance(to: model.today + op.advanceDays)
             try dailyPass()
+            // A new rate with the new day: rentals keep the price they were agreed at.
+            try service.store.write { db in
+                try PriceBook.set(size: AllocationOpCode.sizes[op.b % 3], site: op.c % 2 == 0 ? nil : "south", monthlyMinor: Int64(1_000 + 150 * op.d),
+                                  currency: "EUR", by: "test", now: now, db)
+            }
         }
         if let real { exercised["\(real)".prefix { $0 != "(" }.description, default: 0] += 1 }
         if expected != real { return "decision \(real.map { "\($0)" } ?? "none"), model expects \(expected.map { "\($0)" } ?? "none")" }
         let after = try rows()
+        // 7: prices. Only a request's own booking (submit, promotion) or change reprices it; the
+        // row's amount is its status document's total.
+        var mayReprice = Set(promotedRealIDs(before, after))
+        if let id = changeCheck?.0 { mayReprice.insert(id) }
+        if op.decodedKind == .submit, let id = requests.last?.id {
+            mayReprice.insert(id)
+            if after[id]?.amount != nil { exercised["priced", default: 0] += 1 }
+        }
+        for (id, row) in after {
+            if let old = before[id], !mayReprice.contains(id), old.currency != row.currency || old.amount != row.amount {
+                return "\(id): price changed \(old.amount.map(String.init) ?? "nil") -> \(row.amount.map(String.init) ?? "nil") without a booking or change of its own"
+            }
+            if row.status != before[id]?.status, row.state == "assigned", let status = RentalStatus(document: row.status),
+               status.price?.totalMinor != row.amount || status.price?.currency != row.currency {
+                return "\(id): row amount \(row.amount.map(String.init) ?? "nil") \(row.currency ?? "-"), status price \(status.price.map { "\($0.totalMinor) \($0.currency)" } ?? "nil")"
+            }
+        }
         if let (id, day, isExtend) = changeCheck, let violation = Self.checkChange(id, day: day, isExtend: isExtend, before[id]!, after[id]!, real!) {
             return violation
         }
-        let promotedReal = after.keys.filter { before[$0]?.state == "waitlisted" && after[$0]?.state == "assigned" }.sorted()
+        let promotedReal = promotedRealIDs(before, after)
         exercised["promoted", default: 0] += promotedReal.count
         exercised["expired", default: 0] += after.keys.filter { before[$0]?.state == "waitlisted" && after[$0]?.state == "expired" }.count
         return try check(before: before, after: after, promotedReal: promotedReal, promotedModel: promotedModel.sorted())
+    }
+
+    func promotedRealIDs(_ before: [String: Row], _ after: [String: Row]) -> [String] {
+        after.keys.filter { before[$0]?.state == "waitlisted" && after[$0]?.state == "assigned" }.sorted()
     }
 
     static func simplify(_ decision: AllocationService.Decision) -> AllocationReferenceModel.Decision {
@@ -199,13 +236,28 @@ final class AllocationPropertyHarness {
 }
 
 extension AllocationPropertyHarness {
-    /// Every rental row, by request id.
+    /// Every rental row, by request id. Reads the (large) status documents only of the rows
+    /// whose state, unit, period or update time differ from ``lastRows`` (a step changes a few).
     func rows() throws -> [String: Row] {
         try service.store.read { db in
             var rows: [String: Row] = [:]
-            for row in try GRDB.Row.fetchAll(db, sql: "SELECT request_id, state, unit_id, start_day, end_day, status, currency, amount_minor FROM rental") {
-                rows[row["request_id"]] = Row(state: row["state"], unit: row["unit_id"], start: row["start_day"], end: row["end_day"],
-                                              status: row["status"], currency: row["currency"], amount: row["amount_minor"])
+            var stale: [String] = []
+            for row in try GRDB.Row.fetchAll(db, sql: "SELECT request_id, state, unit_id, start_day, end_day, updated_at, currency, amount_minor FROM rental") {
+                let id: String = row["request_id"]
+                let fresh = Row(state: row["state"], unit: row["unit_id"], start: row["start_day"], end: row["end_day"],
+                                status: "", currency: row["currency"], amount: row["amount_minor"], updatedAt: row["updated_at"])
+                if var known = lastRows[id], known.updatedAt == fresh.updatedAt {
+                    known.status = ""
+                    if known == fresh {
+                        rows[id] = lastRows[id]
+                        continue
+                    }
+                }
+                rows[id] = fresh
+                stale.append(id)
+            }
+            for id in stale {
+                rows[id]!.status = try String.fetchOne(db, sql: "SELECT status FROM rental WHERE request_id = ?", arguments: [id]) ?? ""
             }
             return rows
         }
