@@ -124,7 +124,10 @@ import Testing
     @Test(.timeLimit(.minutes(5)))
     func invariantsHoldWithFourAllocatorsAtOnce() throws {
         let directory = try AllocationPropertyHarness.scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer {
+            try? FileManager.default.removeItem(atPath: directory)
+            rmdir(AllocationPropertyHarness.scratchRoot)
+        }
         let spool = try Spool(path: directory + "/spool", create: true)
         let checker = try AllocatorStore(spool: spool)
         var units: [StorageUnit] = []

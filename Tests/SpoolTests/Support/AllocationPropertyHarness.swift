@@ -61,17 +61,31 @@ final class AllocationPropertyHarness {
         model = AllocationReferenceModel(features: Self.features, today: Self.origin)
     }
 
-    /// A directory on tmpfs when there is one (no fsync cost: thousands of commits per second).
+    /// This process's scratch root: on tmpfs when there is one (no fsync cost: thousands of
+    /// commits per second), else below the tests' scratch directory. Roots that finished runs
+    /// left behind are removed first.
+    static let scratchRoot: String = {
+        let manager = FileManager.default
+        guard manager.fileExists(atPath: "/dev/shm") else { return TemporaryDirectory("property").path }
+        for name in (try? manager.contentsOfDirectory(atPath: "/dev/shm")) ?? [] where name.hasPrefix("spool-property-") {
+            if let pid = Int32(name.dropFirst("spool-property-".count)), kill(pid, 0) != 0 { try? manager.removeItem(atPath: "/dev/shm/\(name)") }
+        }
+        return "/dev/shm/spool-property-\(getpid())"
+    }()
+
+    /// A fresh directory below ``scratchRoot``.
     static func scratchDirectory() throws -> String {
-        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/spool-property-\(getpid())" : TemporaryDirectory().path
-        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-        var template = Array("\(base)/run.XXXXXX".utf8CString)
+        try FileManager.default.createDirectory(atPath: scratchRoot, withIntermediateDirectories: true)
+        var template = Array("\(scratchRoot)/run.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
         return String(cString: made)
     }
 
-    /// Removes the scratch directory (kept when the scenario failed, for inspection).
-    func removeScratch() { try? FileManager.default.removeItem(atPath: directory) }
+    /// Removes the scratch directory (and the root once empty): the scenario replays from its seed.
+    func removeScratch() {
+        try? FileManager.default.removeItem(atPath: directory)
+        rmdir(Self.scratchRoot)
+    }
 
     var now: Int64 { Int64(model.today) * 86_400_000 + 43_200_000 + clock }
 
