@@ -132,4 +132,26 @@ import Testing
         }
         #expect(try harness.check(before: before, after: try harness.rows(), promotedReal: [], promotedModel: [])?.contains("saturation") == true)
     }
+
+    /// The FCFS check reads the store, not the model: a younger request promoted onto a unit an
+    /// older, still waiting one fits is reported.
+    @Test func harnessDetectsAnOvertakingPromotion() throws {
+        let harness = try AllocationPropertyHarness(AllocationScenario(units: [[0, 1]], ops: []))
+        defer { harness.removeScratch() }
+        #expect(harness.run() == nil)
+        let today = harness.model.today
+        harness.lastWaitlist = ["OLD": .init(seq: 1, size: "S", site: nil, start: today + 10, end: today + 12),
+                                "NEW": .init(seq: 2, size: "S", site: "south", start: today + 10, end: today + 11)]
+        typealias Row = AllocationPropertyHarness.Row
+        let before = ["OLD": Row(state: "waitlisted", unit: nil, start: today + 10, end: today + 12, status: "{}", currency: nil, amount: nil),
+                      "NEW": Row(state: "waitlisted", unit: nil, start: today + 10, end: today + 11, status: "{}", currency: nil, amount: nil)]
+        var after = before
+        after["NEW"] = Row(state: "assigned", unit: "U0", start: today + 10, end: today + 11, status: "{}", currency: nil, amount: nil)
+        #expect(try harness.check(before: before, after: after, promotedReal: ["NEW"], promotedModel: ["NEW"])?.contains("FCFS") == true)
+        // Not when the older one does not fit that unit (no head-of-line blocking).
+        after["OTHER"] = Row(state: "assigned", unit: "U0", start: today + 11, end: today + 13, status: "{}", currency: nil, amount: nil)
+        harness.lastWaitlist["OLD"] = .init(seq: 1, size: "S", site: nil, start: today + 10, end: today + 12)
+        harness.lastWaitlist["NEW"] = .init(seq: 2, size: "S", site: "south", start: today + 10, end: today + 11)
+        #expect(try harness.check(before: before, after: after, promotedReal: ["NEW"], promotedModel: ["NEW"])?.contains("FCFS") != true)
+    }
 }

@@ -182,7 +182,10 @@ final class AllocationPropertyHarness {
             }
         }
         if let real { exercised["\(real)".prefix { $0 != "(" }.description, default: 0] += 1 }
-        if expected != real { return "decision \(real.map { "\($0)" } ?? "none"), model expects \(expected.map { "\($0)" } ?? "none")" }
+        // The invariants of the store first (they name the more fundamental breach), the model's
+        // agreement (6) after them.
+        let disagreement = expected == real ? nil
+            : "decision \(real.map { "\($0)" } ?? "none"), model expects \(expected.map { "\($0)" } ?? "none")"
         let after = try rows()
         // 7: prices. Only a request's own booking (submit, promotion) or change reprices it; the
         // row's amount is its status document's total.
@@ -207,7 +210,7 @@ final class AllocationPropertyHarness {
         let promotedReal = promotedRealIDs(before, after)
         exercised["promoted", default: 0] += promotedReal.count
         exercised["expired", default: 0] += after.keys.filter { before[$0]?.state == "waitlisted" && after[$0]?.state == "expired" }.count
-        return try check(before: before, after: after, promotedReal: promotedReal, promotedModel: promotedModel.sorted())
+        return try check(before: before, after: after, promotedReal: promotedReal, promotedModel: promotedModel.sorted()) ?? disagreement
     }
 
     func promotedRealIDs(_ before: [String: Row], _ after: [String: Row]) -> [String] {
@@ -280,7 +283,6 @@ extension AllocationPropertyHarness {
     /// Invariants 1, 2, 3, 5 and 6 after a step.
     func check(before: [String: Row], after: [String: Row], promotedReal: [String], promotedModel: [String]) throws -> String? {
         lastRows = after
-        if promotedReal != promotedModel { return "promoted \(promotedReal), model promotes \(promotedModel)" }
         let today = model.today
         let (overlap, unsaturated, events, waitlistMismatch) = try service.store.read { db in
             let overlap = try String.fetchOne(db, sql: """
@@ -329,14 +331,16 @@ extension AllocationPropertyHarness {
         lastWaitlist = try waitlist()
         for promoted in promotedReal {
             guard let mine = waitingBefore[promoted], let row = after[promoted], let unit = row.unit else { continue }
-            let unitSite = model.units.first { $0.id == unit }?.site
+            let unitSite = try service.store.read { db in try String.fetchOne(db, sql: "SELECT site FROM unit WHERE id = ?", arguments: [unit]) }
             for (other, seq) in waitingBefore where seq.seq < mine.seq && after[other]?.state == "waitlisted" && seq.size == mine.size
                 && (seq.site == nil || seq.site == unitSite) && seq.start > today
-                && model.isFree(unit, start: seq.start, end: seq.end, excluding: promoted) {
+                && !after.contains(where: { $0.key != promoted && $0.value.state == "assigned" && $0.value.unit == unit
+                                             && $0.value.start < seq.end && seq.start < $0.value.end }) {
                 return "FCFS: \(promoted) (seq \(mine.seq)) promoted to \(unit) while older \(other) (seq \(seq.seq)) fits it and still waits"
             }
         }
-        // 6: the whole state agrees with the model.
+        // 6: the promotions and the whole state agree with the model.
+        if promotedReal != promotedModel { return "promoted \(promotedReal), model promotes \(promotedModel)" }
         for (id, rental) in model.rentals {
             guard let row = after[id] else { return "\(id): no row, model has \(rental.state)" }
             if row.state != rental.state.rawValue || row.unit != rental.unit || row.start != rental.start || row.end != rental.end {
