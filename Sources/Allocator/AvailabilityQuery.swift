@@ -3,7 +3,7 @@ import Rentals
 import Spool
 
 /// What one site offers for a size and period (one line of `spoolctl availability`).
-public struct SiteAvailability: Codable, Sendable, Equatable {
+public struct SiteAvailability: Encodable, Sendable, Equatable {
     /// The site.
     public var site: String
     /// Its units of the size in service (free or not).
@@ -14,8 +14,9 @@ public struct SiteAvailability: Codable, Sendable, Equatable {
     /// unit of the size at this site is free for a period of the same length; nil otherwise
     /// (and when there is none within the horizon).
     public var earliestStart: CalendarDay?
-    /// The price of the period at this site's rate in force; nil when prices are off, no rate
-    /// applies, or the store predates rates (schema v3).
+    /// The price of the period at this site's rate in force (one line); nil when prices are
+    /// off, no rate applies, or the store predates rates (schema v3). JSON:
+    /// `{"currency", "monthly_rate_minor", "total_minor"}`.
     public var price: RentalPrice?
 
     /// A site's answer.
@@ -39,7 +40,26 @@ public struct SiteAvailability: Codable, Sendable, Equatable {
         try container.encode(unitsInService, forKey: .unitsInService)
         try container.encode(free, forKey: .free)
         try container.encode(earliestStart, forKey: .earliestStart)  // null, not absent
-        try container.encode(price, forKey: .price)
+        try container.encode(price.map(PriceSummary.init), forKey: .price)
+    }
+
+    /// The JSON of ``price``: the rate and the total of the period.
+    struct PriceSummary: Encodable {
+        var currency: String
+        var monthlyRateMinor: Int64?
+        var totalMinor: Int64
+
+        init(_ price: RentalPrice) {
+            currency = price.currency
+            monthlyRateMinor = price.lines.first?.monthlyRateMinor
+            totalMinor = price.totalMinor
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case currency
+            case monthlyRateMinor = "monthly_rate_minor"
+            case totalMinor = "total_minor"
+        }
     }
 }
 
@@ -94,8 +114,10 @@ public enum AvailabilityQuery {
         return sites.compactMap(\.earliestStart).min()
     }
 
-    /// The price of `period` at `site`: nil until prices exist (P's `PriceBook.quote`).
+    /// The price of booking `period` at `site` now (``PriceBook/quote(size:site:period:currency:_:)``:
+    /// the rate in force, whole months and days/30): what the confirmation would state if the
+    /// rate does not change before the decision. Nil without a currency or a rate.
     static func price(size: String, site: String, period: RentalPeriod, currency: String?, _ db: Database) throws -> RentalPrice? {
-        nil
+        try PriceBook.quote(size: size, site: site, period: period, currency: currency, db)
     }
 }

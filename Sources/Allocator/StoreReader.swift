@@ -59,7 +59,8 @@ public struct StoreReader: Sendable {
     /// Opens the store of `spool` for reading (see the type's description).
     ///
     /// - Throws: GRDB's `DatabaseError` when the file cannot be opened or is not a database
-    ///   (`SQLITE_NOTADB`); ``TimedOut``.
+    ///   (`SQLITE_NOTADB`); ``StoredContentDamage`` for a file without the allocator's schema
+    ///   (both are damage: ``DatabaseDamage/isDamage(_:)``); ``TimedOut``.
     public init(spool: Spool) throws {
         // The path as the allocator's store has it, without creating `allocator/`.
         let path = (spool.path.hasSuffix("/") ? spool.path : spool.path + "/") + "allocator/state.sqlite"
@@ -79,8 +80,13 @@ public struct StoreReader: Sendable {
         }
         storeExists = true
         schemaAtLeastV4 = try Self.bounded(database, path: path) { db in
-            guard try db.tableExists("grdb_migrations") else { return false }
-            return try Bool.fetchOne(db, sql: "SELECT 1 FROM grdb_migrations WHERE identifier = 'v4-waitlist-prices'") ?? false
+            // The store is created whole (migrated, then renamed into place): a file without the
+            // first migration (zero-length, or not the allocator's) is damage, not "no units".
+            let applied = try db.tableExists("grdb_migrations") ? try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") : []
+            guard applied.contains("v1") else {
+                throw StoredContentDamage("\(path) holds no allocator schema (zero-length, or not the allocator's store)")
+            }
+            return applied.contains("v4-waitlist-prices")
         }
     }
 

@@ -97,8 +97,7 @@ enum Waitlist {
             if let freed {
                 // Saturation: only a freed unit can take it. Cheap test first.
                 let candidates = freed.filter { entry.site == nil || entry.site == $0.site }
-                guard try candidates.contains(where: { try Availability.isUnitFree($0.id, period: entry.period, excluding: entry.request, db) })
-                else { continue }
+                guard try candidates.contains(where: { try isFree($0.id, entry.period, db) }) else { continue }
             }
             guard let unit = try bestUnit(size: size, period: entry.period, site: entry.site ?? site, db) else { continue }
             // Priced at promotion, at the rate in force now (OQ-10); a period that cannot be
@@ -121,6 +120,18 @@ enum Waitlist {
             Entry(seq: try row.decode(Int64.self, forColumn: "seq"), request: try row.decode(String.self, forColumn: "request_id"),
                   site: try row.decode(String?.self, forColumn: "site"), period: try AllocatorStore.period(row))
         }
+    }
+
+    /// Whether unit `id` holds no assigned rental overlapping `period`, by one index seek: under
+    /// the store's invariant (assigned rentals of a unit never overlap) the holding with the
+    /// latest start before `period.end` is the only one that can. A pre-filter only: the unit
+    /// promoted onto is chosen by ``Availability/bestUnit(size:period:site:_:)``, which verifies.
+    static func isFree(_ id: String, _ period: RentalPeriod, _ db: Database) throws -> Bool {
+        let end = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT end_day FROM rental WHERE state = 'assigned' AND unit_id = ? AND start_day < ? ORDER BY start_day DESC LIMIT 1
+            """), arguments: [id, period.end.daysSinceEpoch])
+        guard let end else { return true }
+        return try AllocatorStore.day(end, "end_day") <= period.start
     }
 
     /// Best fit among the in-service units of `size` at `site` (nil: any site).

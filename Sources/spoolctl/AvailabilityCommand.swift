@@ -70,7 +70,9 @@ struct AvailabilityCommand: ParsableCommand {
                        _ global: GlobalOptions) throws -> AvailabilityAnswer {
         let asOf = Timestamp.now()
         do {
-            let reader = try StoreReader(spool: try Spool(path: configuration.spoolRoot))
+            // The spool as every command opens it (its layout made if missing, as `units list`
+            // does); the store itself is never created or written.
+            let reader = try StoreReader(spool: try Spool(path: configuration.spoolRoot, create: true))
             let currency: String? = reader.schemaAtLeastV4 ? Self.currency(configuration) : nil
             let (known, sites) = try reader.read { db in
                 (try AvailabilityQuery.sites(db), try AvailabilityQuery.answer(size: size, period: period, site: site, currency: currency, db))
@@ -93,7 +95,7 @@ struct AvailabilityCommand: ParsableCommand {
 
     /// The configured currency (prices off when nil).
     static func currency(_ configuration: SystemConfiguration) -> String? {
-        nil
+        configuration.currency
     }
 
     /// One line per site, or one line when the size has no unit in service anywhere.
@@ -106,13 +108,13 @@ struct AvailabilityCommand: ParsableCommand {
                 return "\(site.site): \(site.free) unit\(site.free == 1 ? "" : "s") of size \(answer.size) free \(answer.from) until \(answer.to)\(price)"
             }
             let earliest = site.earliestStart.map { "earliest start \($0)" } ?? "none within \(AvailabilityQuery.horizonDays) days"
-            return "\(site.site): none free; \(earliest)\(price)"
+            return "\(site.site): none free; \(earliest)"
         }.joined(separator: "\n")
     }
 
-    /// A price as text: the total of the period.
+    /// A price as text: the total of the period (`EUR 237.00`).
     static func format(_ price: RentalPrice) -> String {
-        "\(price.currency) \(price.totalMinor)"
+        Currency.format(Money(minor: price.totalMinor, currency: price.currency))
     }
 }
 

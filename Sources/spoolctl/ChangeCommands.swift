@@ -23,10 +23,12 @@ struct ChangeRun {
             if global.json { try printJSON(status) } else { try emit(Self.already(status, kind: kind)) }
         case .queued(let changeID):
             guard let wait else {
-                if global.json {
-                    try printJSONObject(["id": id, "change": changeID, "kind": kind.rawValue, "day": day.description, "result": "queued"])
-                } else {
-                    try emit("\(kind == .extend ? "extension" : "end") of request \(id) to \(day) requested (change \(changeID)); the customer is notified of the outcome")
+                try delivering(changeID) {
+                    if global.json {
+                        try printJSONObject(["id": id, "change": changeID, "kind": kind.rawValue, "day": day.description, "result": "queued"])
+                    } else {
+                        try emit("\(kind == .extend ? "extension" : "end") of request \(id) to \(day) requested (change \(changeID)); the customer is notified of the outcome")
+                    }
                 }
                 return
             }
@@ -37,7 +39,18 @@ struct ChangeRun {
                 throw Failure(IntakeError(.tryAgain, "the \(kind.rawValue) of request \(id) (change \(changeID)) is still queued after \(wait) s; it stays queued (spoolctl status \(id))"),
                               json: global.json)
             }
-            if global.json { try printJSON(status) } else { try emit(Self.sentence(status, kind: kind, changeID: changeID, day: day)) }
+            try delivering(changeID) {
+                if global.json { try printJSON(status) } else { try emit(Self.sentence(status, kind: kind, changeID: changeID, day: day)) }
+            }
+        }
+    }
+
+    /// Runs `body`, which writes the result; if standard output fails, the change is queued
+    /// (or decided) all the same: the error says so and where to see the outcome (exit 74).
+    private func delivering(_ changeID: String, _ body: () throws -> Void) throws {
+        do { try body() } catch let failure as Failure where failure.error.code == .ioError {
+            throw Failure(IntakeError(.ioError, "the \(kind.rawValue) of request \(id) is queued (change \(changeID)), but \(failure.error.message); spoolctl status \(id) shows its outcome"),
+                          json: false)
         }
     }
 
@@ -135,5 +148,13 @@ struct End: ParsableCommand {
 
     func run() throws {
         try ChangeRun(global: global, kind: .end, id: id, dayText: on, option: "--on", wait: wait).run()
+    }
+}
+
+extension ChangeOutcome {
+    /// One line for `spoolctl status`: `extend to 2099-03-01: refused (unit A-1 is taken from 2099-02-15)`.
+    var summary: String {
+        let outcome = applied ? "applied" : "refused (\(reason ?? "no reason given"))"
+        return "\(kind == .extend ? "extend to" : "end on") \(day): \(outcome), was until \(previousTo)"
     }
 }

@@ -86,6 +86,7 @@ extension RentalStatus {
         if let reason { lines.append(("reason", reason)) }
         if state == .waitlisted, let waitlist { lines.append(("waiting list", Self.waitlistText(waitlist, size: size, site: site, from: from))) }
         if let price { lines.append(("price", price.summary)) }
+        if let change { lines.append(("last change", change.summary)) }
         if let cancelRequestedAt { lines.append(("cancel requested", cancelRequestedAt.description)) }
         lines.append(("notified", notifiedAt?.description ?? "-"))
         if attempts > 0 { lines.append(("attempts", String(attempts))) }

@@ -145,6 +145,20 @@ import Testing
         #expect(migrations == ["v1", "v2-holdings-index", "v3-finished-index"])
     }
 
+    /// A store file that is not a store (zero-length, or random bytes) is damage (exit 65 in
+    /// `spoolctl`), never an empty inventory and never an SQL error (a zero-length file read as
+    /// an empty database failed with "no such table: unit", exit 74).
+    @Test func aFileThatIsNotAStoreIsDamage() throws {
+        for content in [Data(), Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })] {
+            let (_, spool) = try makeSpool()
+            let path = try spool.directoryPath("allocator") + "/state.sqlite"
+            try content.write(to: URL(fileURLWithPath: path))
+            var damage = false
+            do { _ = try StoreReader(spool: spool) } catch { damage = DatabaseDamage.isDamage(error) }
+            #expect(damage, "\(content.count) bytes")
+        }
+    }
+
     /// A reader cannot write (read-only connection, `query_only`), even through its `Database`.
     @Test func aReaderCannotWrite() throws {
         let (_, spool) = try makeSpool()

@@ -305,4 +305,50 @@ import Testing
         let message = try #require(try notifications(service).last)
         #expect(message.status?.price == promoted.price)
     }
+
+    /// A waiting list of thousands: a cancel still promotes exactly the oldest fitting requests
+    /// and keeps the list saturated; its cost is reported (measured against a cancel with nobody
+    /// waiting, as a ratio in the same run; never asserted).
+    @Test func aLongWaitingListPromotesTheOldestFittingOnes() throws {
+        let service = try service(units: [unit("U"), unit("V", "y"), unit("M1", size: "M")])
+        let holder = request("holder", "2099-01-01", "2099-12-01", waitlist: false)
+        let other = request("other", "2099-01-01", "2099-12-01", waitlist: false)
+        #expect(try service.decide(.allocate(holder)) == .assigned(unit: "U"))
+        #expect(try service.decide(.allocate(other)) == .assigned(unit: "V"))
+        // 3,000 waiting: most collide with `other`'s unit only (site y), some want dates the
+        // freed unit cannot give (after a late holding), a few fit.
+        let late = request("late", "2099-12-01", "2099-12-31", waitlist: false)
+        #expect(try service.decide(.allocate(late)) == .assigned(unit: "U"))
+        var commands: [AllocationCommand] = []
+        for index in 0..<3000 {
+            let day = CalendarDay(iso: "2099-01-01")!.adding(days: index % 300)
+            let site: String? = index % 3 == 0 ? nil : (index % 3 == 1 ? "y" : "x")
+            let end = index % 7 == 0 ? CalendarDay(iso: "2099-12-15")! : day.adding(days: 5)
+            commands.append(.allocate(request(String(format: "w%04d", index), "\(day)", "\(end)", site: site)))
+        }
+        #expect(try service.decide(commands).allSatisfy { $0 == .waitlisted })
+        let baselineHolder = request("b", size: "M", "2099-01-01", "2099-02-01", waitlist: false)
+        #expect(try service.decide(.allocate(baselineHolder)) == .assigned(unit: "M1"))
+        let baselineStart = ContinuousClock.now
+        #expect(try service.decide(.cancel(baselineHolder, requestedAt: 1)) == .cancelled)
+        let baseline = ContinuousClock.now - baselineStart
+        let start = ContinuousClock.now
+        #expect(try service.decide(.cancel(holder, requestedAt: 1)) == .cancelled)
+        let elapsed = ContinuousClock.now - start
+        // The oldest fitting at x or any site, in order, each on U where free: a reference replay.
+        var free: [RentalPeriod] = [RentalPeriod(start: CalendarDay(iso: "2099-01-01")!, end: CalendarDay(iso: "2099-12-01")!)!]
+        var expected: [String] = []
+        for case .allocate(let waiting) in commands where waiting.site != "y" {
+            guard let slot = free.firstIndex(where: { $0.start <= waiting.period.start && waiting.period.end <= $0.end }) else { continue }
+            let gap = free.remove(at: slot)
+            if let before = RentalPeriod(start: gap.start, end: waiting.period.start) { free.append(before) }
+            if let after = RentalPeriod(start: waiting.period.end, end: gap.end) { free.append(after) }
+            expected.append(waiting.id)
+        }
+        let promoted = try service.store.assignments().filter { $0.unit == "U" }.map(\.request).filter { $0.hasPrefix("w") }
+        #expect(Set(promoted) == Set(expected) && !expected.isEmpty)
+        try expectSaturated(service)
+        FileHandle.standardError.write(Data(
+            "waitlist: cancel promoting \(promoted.count) of 3000 waiting took \(elapsed) (a cancel with nobody waiting: \(baseline))\n".utf8))
+    }
 }

@@ -64,6 +64,8 @@ import Testing
         #expect(tooHigh.status == 65 && tooHigh.errors.contains("out of range"), "\(tooHigh.errors)")
         #expect(try system.ctl("prices", "set", "--size", "HUGE", "--monthly", "1").status == 65)
         #expect(try system.ctl("prices", "set", "--size", "M", "--site", "*", "--monthly", "1").status == 65)
+        #expect(try system.ctl("prices", "set", "--size", "M", "--site", "a\u{1B}[2J", "--monthly", "1").status == 65, "no terminal escapes")
+        #expect(try system.ctl("prices", "set", "--size", "M", "--site", String(repeating: "s", count: 65), "--monthly", "1").status == 65)
         #expect(try system.ctl("prices", "history").output.contains("no rates set"), "nothing was set")
         let off = try SystemFixture()
         let refused = try off.ctl("prices", "set", "--size", "M", "--monthly", "1", "--json")
