@@ -165,6 +165,23 @@ import Testing
         #expect(bad.status == 65 && bad.errors.contains("--site"), "\(bad.errors)")
     }
 
+    /// With the notifier stopped, the waitlisted message and the promotion's confirmation wait
+    /// in its queue together: the customer gets the confirmation only, never "you wait" after
+    /// "you have a unit".
+    @Test func aWaitingMessageOvertakenByThePromotionIsNotDelivered() throws {
+        let (system, holder) = try heldSystem()
+        system.stop("spool-notifier")
+        let waiter = try waitlist(system)
+        #expect(try system.ctl("cancel", holder).status == 0)
+        _ = try system.waitFor(waiter, .assigned)
+        try system.start("spool-notifier")
+        _ = try system.waitFor(waiter, .confirmed)
+        _ = try system.waitFor(holder, .cancelled)
+        #expect(system.eventually { system.mailbox(Self.customer).contains("\(holder)-cancellation") })
+        #expect(system.mailbox(Self.customer).filter { $0.hasPrefix(waiter) } == ["\(waiter)-confirmation-r1"])
+        #expect(try system.status(waiter).version == RentalStatus.version(revision: 1, step: 3))
+    }
+
     /// The allocator dies after committing a promotion and before publishing it: the restarted
     /// allocator publishes the outbox once, the redelivered cancel decides nothing, and the
     /// customer gets exactly one confirmation.
