@@ -27,7 +27,7 @@ import Testing
         func fail(_ text: String) { failures.withLock { $0.append(text) } }
     }
 
-    static func now(_ tick: Int) -> Int64 { Int64(today) * 86_400_000 + 43_200_000 + Int64(tick) }
+    static func now(_ tick: Int) -> Int64 { AllocationPropertyHarness.noon(ofDay: today) + Int64(tick) }
 
     /// One worker's random groups of commands.
     static func work(worker: Int, spool: Spool, groups: Int, shared: Shared) {

@@ -13,11 +13,12 @@ import Testing
 /// every step ``AllocationPropertyHarness`` checks the invariants it lists (overlap,
 /// saturation, versions, refused extensions, FCFS, agreement with the model).
 ///
-/// Runs: 100 scenarios by default (about half a minute); set `SPOOL_PROPERTY_RUNS` for a long
-/// run, e.g. `SPOOL_PROPERTY_RUNS=5000 swift test --disable-xctest --filter AllocationPropertyTests`.
+/// Runs: 100 scenarios by default (about 25 s of CPU; 1–2 minutes on a loaded machine); set
+/// `SPOOL_PROPERTY_RUNS` for a long run, e.g.
+/// `SPOOL_PROPERTY_RUNS=5000 swift test --disable-xctest --filter AllocationPropertyTests`.
 /// A failure prints the shrunk scenario (fewest operations, simplest fields) with the step and
-/// the invariant it broke, and the seed to pass to `.fixedSeed(…)` to replay it; a violation
-/// found once is kept below as a regression test of its own (docs/issue11/property.md).
+/// the invariant it broke, and the seed to pass to `.fixedSeed(…)` to replay it; each violation
+/// found is to be kept in this file as a regression test of its own (docs/issue11/property.md).
 @Suite struct AllocationPropertyTests {
     static let runs = ProcessInfo.processInfo.environment["SPOOL_PROPERTY_RUNS"].flatMap { Int($0) }.map { max($0, 1) } ?? 100
 

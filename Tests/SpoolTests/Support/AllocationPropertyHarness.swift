@@ -87,7 +87,16 @@ final class AllocationPropertyHarness {
         rmdir(Self.scratchRoot)
     }
 
-    var now: Int64 { Int64(model.today) * 86_400_000 + 43_200_000 + clock }
+    var now: Int64 { Self.noon(ofDay: model.today) + clock }
+
+    /// Noon, local time, of `day` in milliseconds: the allocator takes its today from the local
+    /// date (``AllocationService/today(now:)``), so the scenario's days hold in any time zone.
+    static func noon(ofDay day: Int) -> Int64 {
+        var seconds = time_t(day * 86_400 + 43_200)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return (Int64(day) * 86_400 + 43_200 - Int64(parts.tm_gmtoff)) * 1000
+    }
 
     func run() -> String? {
         do {
