@@ -112,6 +112,11 @@ final class AllocationPropertyHarness {
                 }
                 try PriceBook.set(size: "M", site: "north", monthlyMinor: 8_100, currency: "EUR", by: "test", now: now, db)
             }
+            // The last line against double booking is in place (its firing is a violation, below).
+            let triggers = try service.store.read { db in
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ('rental_no_overlap_insert', 'rental_no_overlap_update')")
+            }
+            if triggers != 2 { return "initial: the store lacks its overlap triggers" }
             lastRows = try rows()
             if let violation = try check(before: lastRows, after: lastRows, promotedReal: [], promotedModel: []) { return "initial: \(violation)" }
             for (index, op) in scenario.ops.enumerated() {

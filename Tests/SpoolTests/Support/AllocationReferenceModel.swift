@@ -178,7 +178,8 @@ struct AllocationReferenceModel {
     mutating func extend(_ id: String, to day: Int) -> Decision {
         guard let rental = rentals[id], rental.state == .assigned, let unit = rental.unit else { return .refused }
         if day == rental.end { return .noChange }
-        guard day > rental.end, units.first(where: { $0.id == unit })?.inService == true,
+        // An ended rental (its end today or earlier, not yet completed by the daily pass) is not extended.
+        guard day > rental.end, rental.end > today, units.first(where: { $0.id == unit })?.inService == true,
               isFree(unit, start: rental.end, end: day, excluding: id) else { return .refused }
         rentals[id]!.end = day
         return .changed
