@@ -52,7 +52,7 @@ extension AllocationService {
         var refusal: String?
         switch change.kind {
         case .extend:
-            refusal = try extensionRefusal(change, status: status, unit: unit, db)
+            refusal = try extensionRefusal(change, status: status, unit: unit, today: today, db)
             if refusal == nil {
                 switch try extendedPrice(status, to: change.day, db) {
                 case .refused(let reason): refusal = reason
@@ -102,10 +102,12 @@ extension AllocationService {
 
     /// Why extending the rental in `status` (on `unit`) to `change.day` is refused; nil when it
     /// may be applied.
-    func extensionRefusal(_ change: RentalChange, status: RentalStatus, unit: String, _ db: Database) throws -> String? {
+    func extensionRefusal(_ change: RentalChange, status: RentalStatus, unit: String, today: CalendarDay, _ db: Database) throws -> String? {
         guard change.day > status.to else {
             return "the rental already ends on \(status.to), after \(change.day): use spoolctl end to end it earlier"
         }
+        // Ended (the daily pass completes it): days already past are not rented after the fact.
+        guard status.to > today else { return "the rental ended on \(status.to) (today is \(today)): submit a new request" }
         if let limit = status.from.adding(months: configuration.maxPeriodMonths), change.day > limit {
             return "the period \(status.from) until \(change.day) is longer than the maximum of \(configuration.maxPeriodMonths) months"
         }

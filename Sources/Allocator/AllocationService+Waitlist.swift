@@ -62,6 +62,7 @@ extension AllocationService {
             notification.eventId = CustomerNotification.eventID(request: status.id, kind: .cancellation, revision: status.revision)
             notification.status = status
         }
+        if status.price != nil { notification.status = status }  // X: else the notifier's rebuild loses the price
         return notification
     }
 

@@ -36,7 +36,7 @@ extension AllocationService {
         var result = LostItems()
         let allocation = try spool.queue(.allocation, retry: RetryPolicy(maxAttempts: configuration.maxAttempts))
         var waiting: [RentalStatus] = []
-        for state in ["received", "assigned", "confirmed"] {
+        for state in ["received", "assigned", "confirmed", "waitlisted"] {
             for row in try index.entities(state: state, limit: Int.max) {
                 guard let status = RentalStatus(document: row.document) else { continue }
                 if status.state == .received || status.cancelRequestedAt != nil { waiting.append(status) }
@@ -61,7 +61,7 @@ extension AllocationService {
             // retention pruning removes the keys a row makes redundant.
             let known = try store.read { db in
                 try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key = ?", arguments: [cancel ? "cancel:\(status.id)" : "allocate:\(status.id)"]) == true
-                    || (try Bool.fetchOne(db, sql: cancel ? "SELECT 1 FROM rental WHERE request_id = ? AND state <> 'assigned'" : "SELECT 1 FROM rental WHERE request_id = ?",
+                    || (try Bool.fetchOne(db, sql: cancel ? "SELECT 1 FROM rental WHERE request_id = ? AND state NOT IN ('assigned', 'waitlisted')" : "SELECT 1 FROM rental WHERE request_id = ?",
                                           arguments: [status.id]) == true)
             }
             if known { continue }

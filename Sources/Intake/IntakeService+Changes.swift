@@ -19,8 +19,8 @@ extension IntakeService {
     /// Access as for cancel: another user's request and no request give the same answer (77;
     /// 66 to an operator for an unknown id). The checks here are the front door's (the allocator
     /// checks again against its store, which may have moved on): the rental is assigned or
-    /// confirmed with no cancel pending; extend: `day > to` and the period from `from` to `day`
-    /// at most `max_period_months`; end: `max(from + 1, today) <= day < to`. `day == to`
+    /// confirmed with no cancel pending; extend: `to > today` (not ended), `day > to` and the
+    /// period from `from` to `day` at most `max_period_months`; end: `max(from + 1, today) <= day < to`. `day == to`
     /// queues nothing (`.already`). Nothing is journaled here (a restricted caller must not
     /// hold the journal's lock; the allocator journals the outcome), for every caller.
     ///
@@ -62,6 +62,9 @@ extension IntakeService {
         case .extend:
             guard day > status.to else {
                 throw IntakeError(.badData, "--to \(day) is before the rental's end \(status.to): use spoolctl end \(id) --on \(day)")
+            }
+            guard status.to > today else {
+                throw IntakeError(.badData, "request \(id) ended on \(status.to) (today is \(today)): it cannot be extended; submit a new request")
             }
             if let limit = status.from.adding(months: configuration.maxPeriodMonths), day > limit {
                 throw IntakeError(.badData, "the period \(status.from) until \(day) is longer than the maximum of \(configuration.maxPeriodMonths) months")

@@ -88,6 +88,7 @@ struct Submit: ParsableCommand {
         guard let customer, let contact, let size, let from else { return }  // validate() made sure
         let form = RentalForm(customer: customer, contact: contact, size: size, from: from, to: to, months: months,
                               idempotencyKey: idempotencyKey, site: site, waitlist: waitlist)
+        if let site { try Self.requireKnownSite(site, global) }
         let submission = try global.reporting { try intake.submit(form, caller: caller) }
         guard let wait else {
             try delivering(submission.id, "is queued") {

@@ -27,6 +27,7 @@ struct Spoolctl: ParsableCommand {
             Extend.self, End.self,
             Prices.self,
             AvailabilityCommand.self,
+            Occupancy.self,
         ])
 
     /// ArgumentParser has no option with an optional value; `--wait` alone means `--wait 30`.

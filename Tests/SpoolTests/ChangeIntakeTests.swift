@@ -40,6 +40,8 @@ import Testing
         let rental = status(.confirmed)
         #expect(code(.extend, rental, "2099-03-01") == 0 && code(.end, rental, "2099-03-01") == 0, "the current end: nothing to do")
         #expect(code(.extend, rental, "2099-02-01") == 65, "an extension must move the end later")
+        #expect(code(.extend, rental, "2099-04-01", today: "2099-03-01") == 65, "ended: the daily pass completes it")
+        #expect(code(.extend, rental, "2099-04-01", today: "2099-02-28") == 0)
         #expect(code(.extend, rental, "2102-01-01", months: 36) == 0, "max_period_months counted from the first day")
         #expect(code(.extend, rental, "2102-01-02", months: 36) == 65)
         #expect(code(.end, rental, "2099-04-01") == 65, "an end must move the end earlier")

@@ -15,16 +15,16 @@ import Testing
 
     @Test func aLiveRentalKeepsItsChangeKeysAndAPrunedOneLeavesNone() throws {
         let world = try PruningWorld()
-        try world.decide([.allocate(world.request("live", "2099-01-01", "2099-02-01")),
-                          .allocate(world.request("gone", "2000-01-01", "2000-02-01"))])
-        let decisions = try world.decide([change(.extend, "live", "2099-03-01", id: "c1"), change(.end, "live", "2099-02-15", id: "c2"),
-                                          change(.extend, "gone", "2000-02-10", id: "c3")])
+        try world.decide([.allocate(world.request("live", "2099-06-01", "2099-07-01")),
+                          .allocate(world.request("gone", "2099-01-01", "2099-02-01"))])
+        let decisions = try world.decide([change(.extend, "live", "2099-08-01", id: "c1"), change(.end, "live", "2099-07-15", id: "c2"),
+                                          change(.extend, "gone", "2099-02-10", id: "c3")])
         #expect(decisions.allSatisfy { if case .changed = $0 { true } else { false } }, "\(decisions)")
         #expect(try world.deliverAll() == 5)
         #expect(try world.state().delivered.isSuperset(of: ["live-extension-r1", "live-end-r2", "gone-extension-r1"]))
         usleep(2_000)
         let completion = Clock.nowMilliseconds()
-        #expect(try world.allocator.completeEndedRentals(today: CalendarDay(iso: "2026-01-01")!, now: completion) == 1)
+        #expect(try world.allocator.completeEndedRentals(today: CalendarDay(iso: "2099-03-01")!, now: completion) == 1)
         try world.allocator.drainOutbox()
         let day = PruningWorld.day, horizon = world.horizon
 
@@ -45,7 +45,7 @@ import Testing
                 "delivery records of every kind and revision go with their request: \(state.delivered)")
         #expect(state.delivered.isSuperset(of: ["live-extension-r1", "live-end-r2"]))
         // A redelivered change of the pruned rental finds no row: refused, nothing written.
-        #expect(try world.decide([change(.extend, "gone", "2000-02-20", id: "c3")]) == [.refused(reason: "request gone has no rental to change")])
+        #expect(try world.decide([change(.extend, "gone", "2099-02-20", id: "c3")]) == [.refused(reason: "request gone has no rental to change")])
         #expect(!(try world.state().processed.keys.contains { $0.contains("gone") }))
     }
 }

@@ -147,6 +147,8 @@ import Testing
         _ = try service.decide(.allocate(request("r3", "2000-01-01", "2000-02-01")))
         let past = try service.decide(change(.end, "r3", "2000-01-15"))
         #expect(past == .refused(reason: "2000-01-15 has passed (today is \(service.today()))"))
+        // An extension of a rental that has ended (not yet completed by the daily pass) is refused.
+        #expect(try service.decide(change(.extend, "r3", "2000-03-01")) == .refused(reason: "the rental ended on 2000-02-01 (today is \(service.today())): submit a new request"))
     }
 
     @Test func twoExtensionsInFlightAreDecidedInOrder() throws {
@@ -183,9 +185,9 @@ import Testing
         _ = try index.apply([cancelled, again, extended, confirmed, againDelivered, firstDelivered].map { $0.indexEvent() })
         #expect(try index.entity("r1")?.state == "cancelled")
         // A completion after an extension outranks it too.
-        _ = try service.decide(.allocate(request("r2", "2000-01-01", "2000-01-10")))
-        guard case .changed(let old) = try service.decide(change(.extend, "r2", "2000-01-20")) else { Issue.record("refused"); return }
-        #expect(try service.dailyPass(today: CalendarDay(iso: "2000-02-01")!, now: 9).completed == 1)
+        _ = try service.decide(.allocate(request("r2", "2099-05-01", "2099-05-10")))
+        guard case .changed(let old) = try service.decide(change(.extend, "r2", "2099-05-20")) else { Issue.record("refused"); return }
+        #expect(try service.dailyPass(today: CalendarDay(iso: "2099-06-01")!, now: 9).completed == 1)
         let completed = try storedStatus(service, "r2")
         #expect(completed.state == .completed && completed.version == RentalStatus.version(revision: 1, step: 6))
         #expect(old.afterDelivery(of: .extension, notifiedAt: Timestamp(milliseconds: 10), failure: nil, attempts: 0).version < completed.version)
@@ -248,5 +250,24 @@ import Testing
         #expect(texts[1].contains("Subject: Rental not extended") && texts[1].contains("unit U is taken from 2099-03-01"))
         #expect(texts[1].contains("Your rental is unchanged: unit U until 2099-02-15"))
         #expect(texts[2].contains("Subject: Rental ends on 2099-02-10") && texts[2].contains("released from 2099-02-10"))
+    }
+
+    /// A priced rental's cancellation, at revision 0 too, carries its status: the notifier's
+    /// rebuild from the request would drop the price from the status it journals.
+    @Test func aPricedCancellationKeepsItsPrice() throws {
+        var configuration = SystemConfiguration()
+        configuration.currency = "EUR"
+        let (service, _) = try service(configuration: configuration)
+        try service.store.write { db in
+            try PriceBook.set(size: "S", site: nil, monthlyMinor: 5000, currency: "EUR", by: "root", now: 1, db)
+        }
+        _ = try service.decide(.allocate(request("r1", "2099-01-01", "2099-02-01")))
+        _ = try service.decide(.cancel(request("r1", "2099-01-01", "2099-02-01"), requestedAt: 2))
+        let cancellation = try #require(try notifications(service).last)
+        #expect(cancellation.kind == .cancellation && cancellation.eventId == "r1-cancellation")
+        #expect(cancellation.status?.price?.totalMinor == 5000)
+        let decided = try #require(cancellation.status)
+        let delivered = NotificationService.status(after: decided, kind: .cancellation, notifiedAt: Timestamp(milliseconds: 3), failure: nil, attempts: 0)
+        #expect(delivered.price?.totalMinor == 5000 && delivered.version == RentalStatus.version(step: 5))
     }
 }

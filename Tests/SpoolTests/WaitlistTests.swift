@@ -351,4 +351,41 @@ import Testing
         FileHandle.standardError.write(Data(
             "waitlist: cancel promoting \(promoted.count) of 3000 waiting took \(elapsed) (a cancel with nobody waiting: \(baseline))\n".utf8))
     }
+
+    /// A cancel of a waiting request whose queue item was lost (journaled by the front door,
+    /// never decided) is queued again by reconcile, as one of an assigned rental is.
+    @Test func reconcileQueuesAgainTheLostCancelOfAWaitingRequest() throws {
+        let (_, spool) = try makeSpool()
+        let service = try AllocationService(spool: spool, configuration: SystemConfiguration(), logger: Logger(label: "test"))
+        try service.store.addUnits([unit("U")], sizes: SizeClass.defaults)
+        #expect(try service.decide(.allocate(request("holder", "2099-01-01", "2099-02-01", waitlist: false))) == .assigned(unit: "U"))
+        #expect(try service.decide(.allocate(request("waiter", "2099-01-01", "2099-02-01"))) == .waitlisted)
+        try service.drainOutbox()
+        var asked = try #require(try service.index.entity("waiter").flatMap { RentalStatus(document: $0.document) })
+        #expect(asked.state == .waitlisted)
+        asked.cancelRequestedAt = Timestamp(milliseconds: 77)
+        asked.version += 1
+        try service.journal.append([asked.indexEvent().encoded()], durability: .durable)
+        try service.index.catchUp(from: service.journal)
+        let lost = try service.requeueLostItems(spool: spool)
+        #expect(lost.commands == ["waiter"])
+        let queue = try spool.queue(.allocation, retry: RetryPolicy(maxAttempts: 5))
+        let commands = try queue.queuedPayloads().compactMap { try? JSONDecoder().decode(AllocationCommand.self, from: Data($0)) }
+        #expect(try service.decide(commands) == [.cancelled])
+        #expect(try stored(service, "waiter").state == "cancelled")
+        try service.drainOutbox()
+        #expect(try service.requeueLostItems(spool: spool).commands.isEmpty, "decided: not queued again")
+    }
+
+    @Test func theFrontDoorChecksASitesSyntax() throws {
+        func form(_ site: String) -> RentalForm {
+            RentalForm(customer: "c1", contact: "+4915112345678", size: "S", from: "2099-01-01", months: 1, site: site, waitlist: true)
+        }
+        let configuration = SystemConfiguration()
+        #expect(try form("Site S").validate(configuration).size.name == "S")
+        #expect(try form(String(repeating: "é", count: 64)).validate(configuration).size.name == "S")
+        for bad in ["", String(repeating: "x", count: 65), "a\nb", "main\u{1b}[2J", "tab\there", "a\u{85}b", "a\u{2028}b"] {
+            #expect(throws: IntakeError.self, "\(bad.debugDescription)") { try form(bad).validate(configuration) }
+        }
+    }
 }

@@ -157,9 +157,11 @@ import Testing
         #expect(json.status == 0)
         let status = try JSONDecoder().decode(RentalStatus.self, from: Data(json.output.utf8))
         #expect(status.state == .waitlisted && status.waitlist?.position == 2)
-        // Another site waits for units there only; a bad site is refused before anything is queued.
-        let elsewhere = try system.submit(size: "S", from: "2099-01-05", to: "2099-01-25", extra: ["--site", "North"])
-        #expect(try system.waitFor(elsewhere, .rejected).reason?.contains("no S unit is free") == true)
+        // A site without any unit (a typo) is refused before anything is queued, as a bad one.
+        let elsewhere = try system.ctl("submit", "--customer", Self.customer, "--contact", Self.customer, "--size", "S",
+                                       "--from", "2099-01-05", "--months", "1", "--waitlist", "--site", "Site Z")
+        #expect(elsewhere.status == 65 && elsewhere.errors.contains("no unit is at that site; the sites are \"Site S\""), "\(elsewhere.errors)")
+        #expect(try system.json([RentalStatus].self, "list").count == 3, "nothing queued")
         let bad = try system.ctl("submit", "--customer", Self.customer, "--contact", Self.customer, "--size", "S",
                                  "--from", "2099-01-05", "--months", "1", "--site", "a\nb")
         #expect(bad.status == 65 && bad.errors.contains("--site"), "\(bad.errors)")

@@ -12,6 +12,7 @@ from victim import fake_id, neighbours
 # Commands only root and operators may run (documented in docs/operations.md): anyone else 77.
 OPERATOR_ONLY = {("up",), ("reconcile",), ("units", "add"), ("units", "change"), ("units", "import"),
                  ("units", "retire"), ("dead", "list"), ("dead", "retry"), ("dead", "purge"), ("index", "rebuild")}
+OPERATOR_ONLY |= {("occupancy",)}  # issue 11: business data, operators only
 ATTACKERS = [ATTACKER, BYSTANDER]
 
 
