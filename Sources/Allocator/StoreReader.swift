@@ -29,7 +29,7 @@ import Spool
 /// (a WAL reader waits only while another connection recovers the WAL index); either ends the
 /// read with ``TimedOut`` (exit 75, try later), never a hang.
 ///
-/// **The cost the allocator pays for it** (docs/issue11/availability.md, "Limits"): while a
+/// **The cost the allocator pays for it** (docs/reliability.md, "Limits"): while a
 /// reader is inside its read transaction, checkpoints cannot reset the WAL past the reader's
 /// snapshot, so the WAL grows with the allocator's commits until the reader ends (a reader
 /// stopped with `SIGSTOP` keeps it growing). The same limit as the status index's readers.

@@ -32,7 +32,7 @@ import Spool
 /// two seeks per in-service unit of the size and site). So a release costs O(W) seeks with W the
 /// requests waiting for that size (plus a best fit and the writes per promoted request), and
 /// O(W × U) without freed units named. Measured in a debug build: a cancel with 3,000 waiting
-/// that promotes 50 takes about 0.16 s (docs/issue11/waitlist.md).
+/// that promotes 50 takes about 0.16 s (docs/performance.md).
 enum Waitlist {
     /// A waiting request as its waitlist row holds it.
     struct Entry {

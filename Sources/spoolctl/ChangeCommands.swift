@@ -27,7 +27,7 @@ struct ChangeRun {
                     if global.json {
                         try printJSONObject(["id": id, "change": changeID, "kind": kind.rawValue, "day": day.description, "result": "queued"])
                     } else {
-                        try emit("\(kind == .extend ? "extension" : "end") of request \(id) to \(day) requested (change \(changeID)); the customer is notified of the outcome")
+                        try emit("\(kind == .extend ? "extension" : "end") of request \(id) \(kind == .extend ? "to" : "on") \(day) requested (change \(changeID)); the customer is notified of the outcome")
                     }
                 }
                 return

@@ -21,7 +21,14 @@ struct Submit: ParsableCommand {
             --idempotency-key to get the id of that request without creating a second one. A key reused \
             with a different customer, contact, size, period, site or --waitlist is refused (exit 65).
 
-            --site X assigns only units at site X. --waitlist turns a rejection for lack of units into             the state waitlisted: the request waits, first come first served per size and site, and is             assigned (and the customer notified) as soon as a cancel, an early end or a new unit frees a             unit that fits its whole period; it expires on its start date if none does (state expired,             notified). A request starting tomorrow at the earliest can wait; one starting today is             rejected as without --waitlist. With --wait, a decided request exits 0 whatever the decision             (assigned, rejected or waitlisted): the text or --json says which; still queued: exit 75.             spoolctl cancel takes a waitlisted request off the list.
+            --site X assigns only units at site X. --waitlist turns a rejection for lack of units into \
+            the state waitlisted: the request waits, first come first served per size and site, and is \
+            assigned (and the customer notified) as soon as a cancel, an early end or a new unit frees a \
+            unit that fits its whole period; it expires on its start date if none does (state expired, \
+            notified). A request starting tomorrow at the earliest can wait; one starting today is \
+            rejected as without --waitlist. With --wait, a decided request exits 0 whatever the decision \
+            (assigned, rejected or waitlisted): the text or --json says which; still queued: exit 75. \
+            spoolctl cancel takes a waitlisted request off the list.
 
             --batch FILE submits many requests at once: one JSON object per line (LF or CRLF; - reads \
             standard input) with the fields customer, contact, size, from, to or months, and optionally \

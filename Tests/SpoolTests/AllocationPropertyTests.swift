@@ -18,7 +18,7 @@ import Testing
 /// `SPOOL_PROPERTY_RUNS=5000 swift test --disable-xctest --filter AllocationPropertyTests`.
 /// A failure prints the shrunk scenario (fewest operations, simplest fields) with the step and
 /// the invariant it broke, and the seed to pass to `.fixedSeed(…)` to replay it; each violation
-/// found is to be kept in this file as a regression test of its own (docs/issue11/property.md).
+/// found is to be kept in this file as a regression test of its own (docs/reliability.md, promise 12).
 @Suite struct AllocationPropertyTests {
     static let runs = ProcessInfo.processInfo.environment["SPOOL_PROPERTY_RUNS"].flatMap { Int($0) }.map { max($0, 1) } ?? 100
 
