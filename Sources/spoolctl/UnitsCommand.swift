@@ -97,7 +97,7 @@ struct Units: ParsableCommand {
             } catch {
                 throw Failure(IntakeError.mapping(error, doing: "changing unit \(id.echoed)", spoolRoot: configuration.spoolRoot), json: global.json)
             }
-            if global.json { try printJSON(unit) } else { try emit("unit \(unit.id): size \(unit.size), site \(unit.site)" + Units.promotedText(promotion)) }
+            if global.json { try printJSON(unit) } else { try emit("unit \(unit.id): size \(unit.size), site \(visible(unit.site))" + Units.promotedText(promotion)) }
         }
     }
 
@@ -187,7 +187,7 @@ struct Units: ParsableCommand {
             if global.json { try printJSON(units); return }
             guard !units.isEmpty else { try emit("no units"); return }
             try emit(Table(headers: ["UNIT", "SIZE", "SITE", "IN SERVICE"],
-                        rows: units.map { [$0.id, $0.size, $0.site, $0.inService ? "yes" : "retired"] }).render())
+                        rows: units.map { [$0.id, $0.size, visible($0.site), $0.inService ? "yes" : "retired"] }).render())
         }
     }
 
