@@ -85,6 +85,8 @@ struct AvailabilityCommand: ParsableCommand {
             throw failure
         } catch let timedOut as StoreReader.TimedOut {
             throw Failure(IntakeError(.tryAgain, "availability: \(timedOut)", retryAfterSeconds: 1), json: global.json)
+        } catch let notReady as StoreReader.NotReady {
+            throw Failure(IntakeError(.tryAgain, "availability: \(notReady)", retryAfterSeconds: 1), json: global.json)
         } catch where DatabaseDamage.isDamage(error) {
             throw Failure(IntakeError(.badData, "availability: the allocator's store is damaged (\(error)); tell an operator"), json: global.json)
         } catch {

@@ -36,8 +36,12 @@ struct Units: ParsableCommand {
         let configuration = try global.configuration()
         do {
             let spool = try Spool(path: configuration.spoolRoot, create: true)
-            guard FileManager.default.fileExists(atPath: try spool.directoryPath("allocator") + "/state.sqlite") else { return (nil, configuration) }
+            let path = try spool.directoryPath("allocator") + "/state.sqlite"
+            guard FileManager.default.fileExists(atPath: path) else { return (nil, configuration) }
+            try StoreReader.requireSidecars(of: path)  // else SQLite makes -wal/-shm owned by the caller
             return (try AllocatorStore(spool: spool, readOnly: true), configuration)
+        } catch let notReady as StoreReader.NotReady {
+            throw Failure(IntakeError(.tryAgain, "\(notReady)", retryAfterSeconds: 1), json: global.json)
         } catch {
             throw Failure(IntakeError.mapping(error, doing: "opening the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
         }
