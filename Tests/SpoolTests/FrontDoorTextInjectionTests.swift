@@ -41,4 +41,13 @@ import Testing
         let sentence = ChangeRun.sentence(status, kind: .extend, changeID: "c1", day: CalendarDay(iso: "2099-03-01")!)
         #expect(Self.clean(sentence), "\(sentence.debugDescription)")
     }
+
+    @Test func occupancyCSVEscapesSiteNames() {
+        let text = OccupancyCSV.render([OccupancyRow(site: Self.hostileSite, size: "S", unitsInService: 1, rented: 0, free: 1, waitlisted: 0,
+                                                     rentedOutOfService: 0, occupancyPercent: "0.0")])
+        #expect(!text.unicodeScalars.contains { [.control, .format].contains($0.properties.generalCategory) && !["\r", "\n"].contains($0) },
+                "\(text.debugDescription)")
+        #expect(text.contains("evil\\u{1B}]52;c;cm0gLXJmIH4=\\u{7}\\u{1B}[2J\\u{202E}site,S,1,0,1,0,0.0\r\n"), "\(text)")
+        #expect(OccupancyCSV.field("a\tb") == "a\tb" && OccupancyCSV.field("\u{1B}=1") == "\\u{1B}=1")
+    }
 }
