@@ -42,4 +42,28 @@ import Testing
         #expect(answered.status == 0 && answered.output.contains("1 unit of size S free"), "\(answered.errors)")
         #expect(foreignFiles().isEmpty)
     }
+
+    /// The status index likewise (`status`, `list --state …`): without its `-wal`, `-shm` or lock
+    /// file the caller's answer comes from the journal, and nothing is created as the caller.
+    @Test(.enabled(if: getuid() == 0, "needs root to create users and a setgid binary"))
+    func readersOfTheStatusIndexCreateNoFilesAsTheCaller() throws {
+        let install = try SetgidInstallation("index-sidecars")
+        let spool = install.spool
+        #expect(try install.asRoot(["units", "add", "A-1", "--size", "S", "--spool", spool]).status == 0)
+        let id = try install.submit(as: "spool-alice", customer: "alice@example.com")
+        let run = SetgidInstallation.sh("runuser -u spool-daemon -- timeout -s TERM 3 \(install.base)/bin/spool-allocator --spool \(spool); echo exit=$?")
+        #expect(run.output.contains("exit=124"), "\(run.errors)")
+        let index = "\(spool)/index/status.sqlite"
+        try #require(access(index, F_OK) == 0)
+        func aliceFiles() -> String { SetgidInstallation.sh("find \(spool) -user spool-alice -printf '%p\\n' | sort").output }
+        let before = aliceFiles()  // her submit's queue item and journal (a submit writes as its caller)
+        for arguments in [["status", id], ["list", "--state", "assigned"], ["list", "--state", "waitlisted"], ["status", "--customer", "alice@example.com"]] {
+            for suffix in [".lock", "-wal", "-shm"] { unlink(index + suffix) }
+            let result = try install.run(as: "spool-alice", ["spoolctl"] + arguments + ["--spool", spool])
+            #expect(result.status == 0, "\(arguments): \(result.errors)")
+            if arguments.last != "waitlisted" { #expect(result.output.contains(id), "\(arguments): \(result.output)") }
+            let after = aliceFiles()
+            #expect(after == before, "\(arguments) created \(after)")
+        }
+    }
 }
