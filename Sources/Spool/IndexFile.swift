@@ -98,7 +98,7 @@ final class IndexFile: Sendable {
         if readOnly, ProcessRights.isRestricted {
             // SQLite's read-only connection creates a missing `-wal`/`-shm`, and the shared lock a
             // missing lock file: in a setgid spoolctl they would belong to the caller. Until a
-            // writer has made them, the caller reads the journal instead (the intake's fallback).
+            // writer has made them, the caller reads the journal instead (every reader's fallback).
             var status = stat()
             for suffix in [".lock", "-wal", "-shm"] where lstat(path + suffix, &status) != 0 && errno == ENOENT {
                 throw SpoolError.corrupt(path: path, reason: "status index not ready for a read-only user: no \(suffix) file yet")
