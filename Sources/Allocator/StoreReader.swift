@@ -74,6 +74,7 @@ public struct StoreReader: Sendable {
             schemaAtLeastV4 = true
             return
         }
+        try Self.requireSidecars(of: path)
         do { database = try DatabaseQueue(path: path, configuration: Self.configuration) } catch let error as DatabaseError
             where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_INTERRUPT {
             throw TimedOut(path: path)
@@ -87,6 +88,28 @@ public struct StoreReader: Sendable {
                 throw StoredContentDamage("\(path) holds no allocator schema (zero-length, or not the allocator's store)")
             }
             return applied.contains("v4-waitlist-prices")
+        }
+    }
+
+    /// The store exists but its `-wal` or `-shm` file does not (restored from a backup, or removed
+    /// by hand, and no read-write opening since): a read-only SQLite connection would create both,
+    /// and in a restricted (setgid) `spoolctl` they would belong to the caller. Try again once the
+    /// allocator (or an operator's `units`/`prices` command) has opened the store.
+    public struct NotReady: Error, CustomStringConvertible, Sendable {
+        public var path: String
+        public var description: String {
+            "the allocator's store \(path) has no -wal/-shm file yet (the allocator makes them when it opens the store); try again later"
+        }
+    }
+
+    /// Throws ``NotReady`` when a restricted process (``ProcessRights/isRestricted``) would make
+    /// SQLite create `path`'s `-wal` or `-shm` file as its caller. Only the spool's group and root
+    /// can remove them, so the caller cannot race this check.
+    public static func requireSidecars(of path: String) throws {
+        guard ProcessRights.isRestricted else { return }
+        var status = stat()
+        for suffix in ["-wal", "-shm"] where lstat(path + suffix, &status) != 0 && errno == ENOENT {
+            throw NotReady(path: path)
         }
     }
 

@@ -95,6 +95,15 @@ final class IndexFile: Sendable {
         if writing, readOnly {
             throw SpoolError.system(operation: "write", path: path, SystemCallError(call: .open, errno: EROFS))
         }
+        if readOnly, ProcessRights.isRestricted {
+            // SQLite's read-only connection creates a missing `-wal`/`-shm`, and the shared lock a
+            // missing lock file: in a setgid spoolctl they would belong to the caller. Until a
+            // writer has made them, the caller reads the journal instead (every reader's fallback).
+            var status = stat()
+            for suffix in [".lock", "-wal", "-shm"] where lstat(path + suffix, &status) != 0 && errno == ENOENT {
+                throw SpoolError.corrupt(path: path, reason: "status index not ready for a read-only user: no \(suffix) file yet")
+            }
+        }
         var repairs = 0
         while true {
             if !readOnly, repairs == 0, access((path as NSString).deletingLastPathComponent, F_OK) != 0, errno == ENOENT {

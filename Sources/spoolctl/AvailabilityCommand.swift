@@ -85,6 +85,8 @@ struct AvailabilityCommand: ParsableCommand {
             throw failure
         } catch let timedOut as StoreReader.TimedOut {
             throw Failure(IntakeError(.tryAgain, "availability: \(timedOut)", retryAfterSeconds: 1), json: global.json)
+        } catch let notReady as StoreReader.NotReady {
+            throw Failure(IntakeError(.tryAgain, "availability: \(notReady)", retryAfterSeconds: 1), json: global.json)
         } catch where DatabaseDamage.isDamage(error) {
             throw Failure(IntakeError(.badData, "availability: the allocator's store is damaged (\(error)); tell an operator"), json: global.json)
         } catch {
@@ -102,13 +104,14 @@ struct AvailabilityCommand: ParsableCommand {
     static func render(_ answer: AvailabilityAnswer) -> String {
         guard !answer.sites.isEmpty else { return "no unit of size \(answer.size) is in service" }
         return answer.sites.map { site in
+            let name = visible(site.site)  // operator-typed (units import): never drives the terminal
             let price = site.price.map { ", \(Self.format($0))" } ?? ""
-            if site.unitsInService == 0 { return "\(site.site): no unit of size \(answer.size) in service" }
+            if site.unitsInService == 0 { return "\(name): no unit of size \(answer.size) in service" }
             if site.free > 0 {
-                return "\(site.site): \(site.free) unit\(site.free == 1 ? "" : "s") of size \(answer.size) free \(answer.from) until \(answer.to)\(price)"
+                return "\(name): \(site.free) unit\(site.free == 1 ? "" : "s") of size \(answer.size) free \(answer.from) until \(answer.to)\(price)"
             }
             let earliest = site.earliestStart.map { "earliest start \($0)" } ?? "none within \(AvailabilityQuery.horizonDays) days"
-            return "\(site.site): none free; \(earliest)"
+            return "\(name): none free; \(earliest)"
         }.joined(separator: "\n")
     }
 

@@ -71,7 +71,7 @@ struct ChangeRun {
         }
         guard change.applied else {
             let what = kind == .extend ? "not extended" : "not ended early"
-            return "request \(status.id) \(what): \(change.reason ?? "refused"); the rental is unchanged: unit \(unit) until \(status.to)"
+            return "request \(status.id) \(what): \(visible(change.reason ?? "refused")); the rental is unchanged: unit \(unit) until \(status.to)"
         }
         switch kind {
         case .extend:

@@ -77,12 +77,13 @@ struct ConfigCheck: ParsableCommand {
     }
 }
 
-/// `text` with control characters (an escape sequence in a value of someone else's file) shown
-/// as `\u{1B}`, so that printing a configuration never drives the terminal.
+/// `text` with control characters (an escape sequence in a value of someone else's file) and
+/// format characters (bidi overrides such as U+202E) shown as `\u{1B}`, so that printing a
+/// configuration, a site name from `units import` or a reason never drives the terminal.
 func visible(_ text: String) -> String {
     var result = ""
     for scalar in text.unicodeScalars {
-        if scalar.properties.generalCategory == .control {
+        if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format {
             result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
         } else {
             result.unicodeScalars.append(scalar)

@@ -14,6 +14,7 @@ import Foundation
 /// - `*` in `site` marks the any-site and grand total rows, `*` in `size` the totals; a real
 ///   site named `*` (the inventory accepts it) is written `'*`, so the marker stays unambiguous.
 /// - `occupancy_percent` is empty when no unit is in service (JSON: null).
+/// - Control and format characters in a name are written escaped (`\u{1B}`), as in the table.
 enum OccupancyCSV {
     static let header = "site,size,units_in_service,rented,free,waitlisted,occupancy_percent"
 
@@ -31,7 +32,13 @@ enum OccupancyCSV {
     /// `text` as one CSV field: neutralized if a spreadsheet would take it for a formula, then
     /// quoted if it needs to be.
     static func field(_ text: String) -> String {
-        var value = text
+        // Control and format characters but tab, CR and LF (which CSV quotes) escaped (`\u{1B}`), as
+        // in the table: CSV is often read in a terminal, and an escape sequence in a site name must
+        // not drive it (--json gives the exact name).
+        var value = ""
+        for scalar in text.unicodeScalars {
+            if ["\t", "\n", "\r"].contains(scalar) { value.unicodeScalars.append(scalar) } else { value += Occupancy.displayed(String(scalar)) }
+        }
         if let first = value.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) { value = "'" + value }
         guard value.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return value }
         return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""

@@ -116,6 +116,8 @@ struct Occupancy: ParsableCommand {
             return try reader.read { db in try OccupancyQuery.rows(site: site, period: period, today: today, sizeOrder: sizes, db) }
         } catch let timedOut as StoreReader.TimedOut {
             throw Failure(IntakeError(.tryAgain, "occupancy: \(timedOut)", retryAfterSeconds: 1), json: global.json)
+        } catch let notReady as StoreReader.NotReady {
+            throw Failure(IntakeError(.tryAgain, "occupancy: \(notReady)", retryAfterSeconds: 1), json: global.json)
         } catch where DatabaseDamage.isDamage(error) {
             throw Failure(IntakeError(.badData, "occupancy: the allocator's store is damaged (\(error)); stop the allocator and see docs/operations.md"),
                           json: global.json)

@@ -81,12 +81,13 @@ extension RentalStatus {
     var details: String {
         var lines: [(String, String)] = [
             ("id", id), ("state", state.rawValue), ("customer", customer), ("contact", contact), ("size", size),
-            ("period", "\(from) until \(to)"), ("unit", unit.map { u in site.map { "\(u) at \($0)" } ?? u } ?? "-"),
+            ("period", "\(from) until \(to)"), ("unit", unit.map { u in site.map { "\(u) at \(visible($0))" } ?? u } ?? "-"),
         ]
-        if let reason { lines.append(("reason", reason)) }
-        if state == .waitlisted, let waitlist { lines.append(("waiting list", Self.waitlistText(waitlist, size: size, site: site, from: from))) }
+        // Sites (and reasons naming them) come from the inventory, i.e. `units import`: escaped.
+        if let reason { lines.append(("reason", visible(reason))) }
+        if state == .waitlisted, let waitlist { lines.append(("waiting list", visible(Self.waitlistText(waitlist, size: size, site: site, from: from)))) }
         if let price { lines.append(("price", price.summary)) }
-        if let change { lines.append(("last change", change.summary)) }
+        if let change { lines.append(("last change", visible(change.summary))) }
         if let cancelRequestedAt { lines.append(("cancel requested", cancelRequestedAt.description)) }
         lines.append(("notified", notifiedAt?.description ?? "-"))
         if attempts > 0 { lines.append(("attempts", String(attempts))) }

@@ -129,7 +129,7 @@ struct Submit: ParsableCommand {
     static func sentence(_ status: RentalStatus) -> String {
         switch status.state {
         case .assigned, .confirmed:
-            return "request \(status.id) \(status.state.rawValue): unit \(status.unit ?? "?") at \(status.site ?? "?"), \(status.size), \(status.from) until \(status.to)"
+            return "request \(status.id) \(status.state.rawValue): unit \(status.unit ?? "?") at \(visible(status.site ?? "?")), \(status.size), \(status.from) until \(status.to)"
         case .rejected:
             return "request \(status.id) rejected: \(status.reason ?? "no unit available")"
         case .waitlisted:

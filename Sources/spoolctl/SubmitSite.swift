@@ -10,7 +10,9 @@ extension Submit {
     /// allocator decides as for any request no unit fits). Units out of service count: a site
     /// whose units are all retired may get one back (`units reinstate`).
     static func requireKnownSite(_ site: String, _ global: GlobalOptions) throws {
-        let (store, _) = try Units.readableStore(global)
+        let store: AllocatorStore?
+        // A store not ready for a read-only opening (exit 75 elsewhere) is not a reason to refuse a submit.
+        do { store = try Units.readableStore(global).0 } catch let failure as Failure where failure.error.code == .tryAgain { return }
         guard let store, let units = try? store.units(), !units.isEmpty else { return }
         let sites = Set(units.map(\.site))
         guard !sites.contains(site) else { return }

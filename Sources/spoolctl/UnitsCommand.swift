@@ -36,8 +36,12 @@ struct Units: ParsableCommand {
         let configuration = try global.configuration()
         do {
             let spool = try Spool(path: configuration.spoolRoot, create: true)
-            guard FileManager.default.fileExists(atPath: try spool.directoryPath("allocator") + "/state.sqlite") else { return (nil, configuration) }
+            let path = try spool.directoryPath("allocator") + "/state.sqlite"
+            guard FileManager.default.fileExists(atPath: path) else { return (nil, configuration) }
+            try StoreReader.requireSidecars(of: path)  // else SQLite makes -wal/-shm owned by the caller
             return (try AllocatorStore(spool: spool, readOnly: true), configuration)
+        } catch let notReady as StoreReader.NotReady {
+            throw Failure(IntakeError(.tryAgain, "\(notReady)", retryAfterSeconds: 1), json: global.json)
         } catch {
             throw Failure(IntakeError.mapping(error, doing: "opening the inventory", spoolRoot: configuration.spoolRoot), json: global.json)
         }
@@ -97,7 +101,7 @@ struct Units: ParsableCommand {
             } catch {
                 throw Failure(IntakeError.mapping(error, doing: "changing unit \(id.echoed)", spoolRoot: configuration.spoolRoot), json: global.json)
             }
-            if global.json { try printJSON(unit) } else { try emit("unit \(unit.id): size \(unit.size), site \(unit.site)" + Units.promotedText(promotion)) }
+            if global.json { try printJSON(unit) } else { try emit("unit \(unit.id): size \(unit.size), site \(visible(unit.site))" + Units.promotedText(promotion)) }
         }
     }
 
@@ -187,7 +191,7 @@ struct Units: ParsableCommand {
             if global.json { try printJSON(units); return }
             guard !units.isEmpty else { try emit("no units"); return }
             try emit(Table(headers: ["UNIT", "SIZE", "SITE", "IN SERVICE"],
-                        rows: units.map { [$0.id, $0.size, $0.site, $0.inService ? "yes" : "retired"] }).render())
+                        rows: units.map { [$0.id, $0.size, visible($0.site), $0.inService ? "yes" : "retired"] }).render())
         }
     }
 

@@ -13,6 +13,7 @@ from victim import fake_id, neighbours
 OPERATOR_ONLY = {("up",), ("reconcile",), ("units", "add"), ("units", "change"), ("units", "import"),
                  ("units", "retire"), ("dead", "list"), ("dead", "retry"), ("dead", "purge"), ("index", "rebuild")}
 OPERATOR_ONLY |= {("occupancy",)}  # issue 11: business data, operators only
+OPERATOR_ONLY |= {("prices", "set"), ("prices", "history"), ("units", "reinstate")}  # issue 11 (prices, waitlist)
 ATTACKERS = [ATTACKER, BYSTANDER]
 
 
