@@ -42,7 +42,7 @@ extension NotificationService {
                         logger.info("confirmation superseded by a cancellation; not delivered", metadata: ["request": "\(notification.request.id)"])
                         continue
                     }
-                    if Self.isSupersededChangeMessage(notification, current: current) {
+                    if isSupersededChangeMessage(notification, current: current) {
                         logger.info("change message superseded by a later decision; not delivered", metadata: ["request": "\(notification.request.id)"])
                         continue
                     }

@@ -49,7 +49,7 @@ public final class NotificationService: Sendable {
                     logger.info("confirmation superseded by a cancellation; not delivered", metadata: ["request": "\(request)"])
                     return .done
                 }
-                if Self.isSupersededChangeMessage(notification, current: current) {
+                if isSupersededChangeMessage(notification, current: current) {
                     logger.info("change message superseded by a later decision; not delivered", metadata: ["request": "\(request)"])
                     return .done
                 }
