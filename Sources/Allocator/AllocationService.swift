@@ -127,7 +127,7 @@ public final class AllocationService: Sendable {
                     && (try Bool.fetchOne(db, sql: "SELECT 1 FROM processed WHERE key = ?", arguments: ["allocate:\(request.id)"]) != true)
             }
         }
-        let records = undecided.map { RentalStatus(received: $0).indexEvent().encoded() }
+        let records = undecided.map { RentalStatus(journaledReceived: $0).indexEvent().encoded() }
         guard !records.isEmpty else { return }
         try journal.append(records, durability: .durable)
     }

@@ -93,12 +93,9 @@ extension AllocationService {
         return result
     }
 
-    /// The request a status describes.
+    /// The request a status describes (``RentalStatus/askedRequest()``).
     static func request(of status: RentalStatus) -> RentalRequest? {
-        guard let period = RentalPeriod(start: status.from, end: status.to) else { return nil }
-        return RentalRequest(id: status.id, customer: status.customer, contact: status.contact, size: status.size,
-                             period: period, submittedBy: status.submittedBy, submittedByName: status.submittedByName,
-                             createdAt: status.createdAt.milliseconds)
+        status.askedRequest()  // a lost allocate keeps its site and waiting-list wish (issue 11)
     }
 
     /// The notification the allocator queued for the decision `status` records

@@ -176,7 +176,7 @@ extension IntakeService {
     /// the index in one transaction; best effort and skipped when restricted, as ``record(_:)``.
     private func recordReceived(_ requests: [RentalRequest]) {
         guard !restricted else { return }
-        let events = requests.map { RentalStatus(received: $0).indexEvent() }
+        let events = requests.map { RentalStatus(journaledReceived: $0).indexEvent() }
         do {
             try journal.append(events.map { $0.encoded() }, durability: .durable)
         } catch {

@@ -134,7 +134,7 @@ public final class IntakeService: Sendable {
         // A recorded request queued again is journaled `received` by the allocator, which knows
         // whether it was decided: the index may lack it because retention dropped it (issue 10),
         // and a `received` row journaled here would bring it back for good.
-        if !requeued { record(RentalStatus(received: request)) }
+        if !requeued { record(RentalStatus(journaledReceived: request)) }
         return Submission(id: request.id, created: created)
     }
 

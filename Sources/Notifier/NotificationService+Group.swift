@@ -42,6 +42,10 @@ extension NotificationService {
                         logger.info("confirmation superseded by a cancellation; not delivered", metadata: ["request": "\(notification.request.id)"])
                         continue
                     }
+                    if isSupersededChangeMessage(notification, current: current) {
+                        logger.info("change message superseded by a later decision; not delivered", metadata: ["request": "\(notification.request.id)"])
+                        continue
+                    }
                     if Self.isSupersededWaitlistMessage(notification, current: current) {
                         logger.info("waiting-list message superseded by a later decision; not delivered", metadata: ["request": "\(notification.request.id)"])
                         continue

@@ -49,6 +49,10 @@ public final class NotificationService: Sendable {
                     logger.info("confirmation superseded by a cancellation; not delivered", metadata: ["request": "\(request)"])
                     return .done
                 }
+                if isSupersededChangeMessage(notification, current: current) {
+                    logger.info("change message superseded by a later decision; not delivered", metadata: ["request": "\(request)"])
+                    return .done
+                }
                 if Self.isSupersededWaitlistMessage(notification, current: current) {
                     logger.info("waiting-list message superseded by a later decision; not delivered", metadata: ["request": "\(request)"])
                     return .done

@@ -24,14 +24,17 @@ class Maildir:
                     if not request_id or not kind:
                         self.violation("maildir", f"message {customer}/{key} has no X-Request-ID or X-Notification-Kind")
                         continue
-                    seen.setdefault((customer, request_id, kind), []).append(key)
+                    # Issue 11: one message per event id (a change has one per revision), and
+                    # at most one confirmation/rejection/cancellation/waitlisted/expiry a request.
+                    once = kind in ("confirmation", "rejection", "cancellation", "waitlisted", "expiry")
+                    seen.setdefault((customer, request_id, kind if once else kind + " " + str(message.get("Message-ID"))), []).append(key)
                     status = self.statuses.get(request_id)
                     if status is not None and status.get("customer") != customer:
                         self.violation("maildir", f"message {kind} of {request_id} (customer {status.get('customer')}) is in the Maildir of {customer}")
         for (customer, request_id, kind), keys in sorted(seen.items()):
             if len(keys) > 1:
                 self.violation("maildir", f"customer {customer} has {len(keys)} {kind} messages for request {request_id}: {', '.join(sorted(keys))}")
-        delivered = {(request_id, kind) for (_, request_id, kind) in seen}
+        delivered = {(request_id, kind.split(" ")[0]) for (_, request_id, kind) in seen}
         for request_id, status in sorted(self.statuses.items()):
             kind = NEEDS_NOTICE.get(status.get("state"))
             if kind and (status.get("notified_at") or status.get("state") == "confirmed") and (request_id, kind) not in delivered:

@@ -7,8 +7,11 @@ import os
 import shutil
 import subprocess
 
-TERMINAL = {"confirmed", "rejected", "cancelled", "completed"}
-NEEDS_NOTICE = {"rejected": "rejection", "cancelled": "cancellation", "confirmed": "confirmation"}
+# A waiting request (issue 11) is settled once told it waits: it stays so until a release
+# promotes it or its start date expires it (the campaigns' periods lie in the future).
+TERMINAL = {"confirmed", "rejected", "cancelled", "completed", "waitlisted", "expired"}
+NEEDS_NOTICE = {"rejected": "rejection", "cancelled": "cancellation", "confirmed": "confirmation",
+                "waitlisted": "waitlisted", "expired": "expiry"}
 
 
 class Spool:

@@ -1,5 +1,6 @@
 """The `overlap` check: the allocator store (a copy) has no unit assigned to two overlapping
 periods, agrees with the requests' statuses, and names only units of the right size."""
+import datetime
 import os
 import sqlite3
 
@@ -21,7 +22,8 @@ class Store:
                   AND a.start_day < b.end_day AND b.start_day < a.end_day"""):
             self.violation("overlap", f"unit {row[0]} is assigned to {row[1]} (days {row[2]}-{row[3]}) and {row[4]} (days {row[5]}-{row[6]})")
         units = {row[0]: row[1] for row in db.execute("SELECT id, size FROM unit")}
-        rentals = {row[0]: row[1:] for row in db.execute("SELECT request_id, state, unit_id FROM rental")}
+        rentals = {row[0]: row[1:3] for row in db.execute("SELECT request_id, state, unit_id, end_day FROM rental")}
+        ends = {row[0]: row[3] for row in db.execute("SELECT request_id, state, unit_id, end_day FROM rental")}
         db.close()
         for request_id in self.acked:
             if request_id not in rentals:
@@ -36,9 +38,13 @@ class Store:
                 self.violation("overlap", f"request {request_id} for size {status.get('size')} holds unit {unit} of size {units[unit]}")
             shown = status.get("state")
             expected = {"assigned": ("assigned", "confirmed"), "cancelled": ("cancelled",),
-                        "rejected": ("rejected",), "completed": ("completed",)}.get(state, ())
+                        "rejected": ("rejected",), "completed": ("completed",),
+                        "waitlisted": ("waitlisted",), "expired": ("expired",)}.get(state, ())
             if shown not in expected:
                 self.violation("overlap", f"request {request_id} is '{state}' in the allocator store but {shown} in its status"
                                + (" (a cancelled request still holds its unit)" if state == "assigned" and shown == "cancelled" else ""))
             elif state == "assigned" and status.get("unit") != unit:
                 self.violation("overlap", f"request {request_id} holds unit {unit} in the store but shows unit {status.get('unit')}")
+            elif state == "assigned" and status.get("to") != str(datetime.date(1970, 1, 1) + datetime.timedelta(days=ends[request_id])):
+                # An extend or end (issue 11) moved end_day: the status must show the same end.
+                self.violation("overlap", f"request {request_id} ends on day {ends[request_id]} in the store but shows to {status.get('to')}")
