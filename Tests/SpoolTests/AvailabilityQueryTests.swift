@@ -182,7 +182,7 @@ import Testing
         let reader = try StoreReader(spool: spool)
         let period = RentalPeriod(start: Self.origin, end: Self.origin.adding(days: 30))!
         let inside = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
-        let counts = Counts()
+        let counts = Handoff<[Int]>()
         let thread = Thread {
             counts.set(try? reader.read { db in
                 let first = try Availability.freeUnitCount(size: "M", period: period, site: "main", db)
@@ -238,25 +238,5 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(25), "waited for the spool's busy timeout instead of the reader's limit")
         try holder.close()
         #expect(try StoreReader(spool: spool).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM unit") } == 1)
-    }
-}
-
-/// A value handed from a reader thread to the test.
-private final class Counts: @unchecked Sendable {
-    private let lock = NSCondition()
-    private var value: [Int]??
-
-    func set(_ value: [Int]?) {
-        lock.lock()
-        self.value = .some(value)
-        lock.broadcast()
-        lock.unlock()
-    }
-
-    func wait() -> [Int]? {
-        lock.lock()
-        defer { lock.unlock() }
-        while value == nil { lock.wait() }
-        return value!
     }
 }

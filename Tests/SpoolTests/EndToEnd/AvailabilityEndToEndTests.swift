@@ -37,7 +37,7 @@ import Testing
         // A reader inside its read transaction for the whole run of 20 decisions.
         let reader = try StoreReader(spool: Spool(path: system.spool))
         let inside = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
-        let held = HeldCounts()
+        let held = Handoff<[Int]>()
         let thread = Thread {
             held.set(try? reader.read { db in
                 let before = try Int.fetchOne(db, sql: "SELECT count(*) FROM rental WHERE state = 'assigned'") ?? -1
@@ -202,25 +202,5 @@ import Testing
         try Data().write(to: URL(fileURLWithPath: path))
         let empty = try old.ctl("availability", "--size", "M", "--from", "2099-01-01", "--months", "1")
         #expect(empty.status == 65 && empty.errors.contains("damaged"), "a zero-length store: \(empty.status) \(empty.errors)")
-    }
-}
-
-/// A value handed from a reader thread to the test.
-private final class HeldCounts: @unchecked Sendable {
-    private let lock = NSCondition()
-    private var value: [Int]??
-
-    func set(_ value: [Int]?) {
-        lock.lock()
-        self.value = .some(value)
-        lock.broadcast()
-        lock.unlock()
-    }
-
-    func wait() -> [Int]? {
-        lock.lock()
-        defer { lock.unlock() }
-        while value == nil { lock.wait() }
-        return value!
     }
 }
