@@ -17,10 +17,15 @@ import Testing
         let world = try PruningWorld()
         try world.decide([.allocate(world.request("live", "2099-06-01", "2099-07-01")),
                           .allocate(world.request("gone", "2099-01-01", "2099-02-01"))])
-        let decisions = try world.decide([change(.extend, "live", "2099-08-01", id: "c1"), change(.end, "live", "2099-07-15", id: "c2"),
-                                          change(.extend, "gone", "2099-02-10", id: "c3")])
+        // Each revision's message is delivered before the next is decided: the notifier claims in
+        // no fixed order, and a change message handled after a later revision's delivered one is
+        // superseded (not delivered), which is not what this test is about.
+        var decisions = try world.decide([change(.extend, "live", "2099-08-01", id: "c1"), change(.extend, "gone", "2099-02-10", id: "c3")])
+        var deliveries = try world.deliverAll()
+        decisions += try world.decide([change(.end, "live", "2099-07-15", id: "c2")])
+        deliveries += try world.deliverAll()
         #expect(decisions.allSatisfy { if case .changed = $0 { true } else { false } }, "\(decisions)")
-        #expect(try world.deliverAll() == 5)
+        #expect(deliveries == 5)
         #expect(try world.state().delivered.isSuperset(of: ["live-extension-r1", "live-end-r2", "gone-extension-r1"]))
         usleep(2_000)
         let completion = Clock.nowMilliseconds()
